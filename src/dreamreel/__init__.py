@@ -1,0 +1,30 @@
+"""dreamreel: local Stable Diffusion for still images and videos.
+
+``import dreamreel`` is cheap: torch and diffusers load only when a model is loaded or a job runs.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved lazily so `dreamreel --help` never imports torch.
+_LAZY = {
+    "load_model": "dreamreel.model",
+    "LoadedModel": "dreamreel.model",
+    "DreamreelError": "dreamreel.errors",
+    "txt2img": "dreamreel.jobs.txt2img",
+    "img2img": "dreamreel.jobs.img2img",
+    "Txt2ImgRecipe": "dreamreel.recipe",
+    "Img2ImgRecipe": "dreamreel.recipe",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dreamreel' has no attribute {name!r}")

@@ -1,0 +1,243 @@
+"""The command line: a thin layer that turns flags into a recipe, runs a job, and reports.
+
+Every option defaults to None here and the recipe dataclass supplies the real default, so
+``rerender`` can tell which settings the user overrode. Heavy imports happen inside commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dreamreel import __version__
+from dreamreel.errors import DreamreelError
+
+log = logging.getLogger("dreamreel")
+
+F = Callable[..., Any]
+
+
+def _options(*decorators: F) -> F:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+common_options = _options(
+    click.option("--negative", help="Negative prompt (what to avoid)."),
+    click.option("--steps", type=int, help="Denoising steps (default 50)."),
+    click.option("--guidance", type=float, help="Classifier-free guidance scale (default 7.5)."),
+    click.option("--width", type=int, help="Width, a multiple of 8 (default: the model's native size)."),
+    click.option("--height", type=int, help="Height, a multiple of 8 (default: the model's native size)."),
+    click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PNDM, ...'),
+    click.option("--model", help="tiny, a diffusers folder or a Hugging Face id (default SD 1.5)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto."),
+    click.option("--dtype", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Default auto."),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+    click.option("--debug", is_flag=True, help="Show tracebacks."),
+)
+
+seed_options = _options(
+    click.option("--seed", type=int, help="One seed."),
+    click.option("--seeds", "seed_list", help="Seeds to loop over: 1,5,9 or 1-20."),
+    click.option("--count", type=int, help="Draw N random seeds (printed and recorded)."),
+    click.option("--out", "-o", help="Output folder (default outputs/)."),
+)
+
+RECIPE_FIELDS = ("negative", "steps", "guidance", "width", "height", "scheduler", "model", "device", "dtype")
+
+
+def _given(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: values[name] for name in names if values.get(name) is not None}
+
+
+def _seeds(seed: int | None, seed_list: str | None, count: int | None) -> list[int] | None:
+    from dreamreel.recipe import check_seed, parse_seeds, random_seeds
+
+    given = [x is not None for x in (seed, seed_list, count)]
+    if sum(given) > 1:
+        raise DreamreelError("use only one of --seed, --seeds and --count")
+    if seed is not None:
+        check_seed(seed)
+        return [seed]
+    if seed_list is not None:
+        return parse_seeds(seed_list)
+    if count is not None:
+        if count < 1:
+            raise DreamreelError(f"--count must be at least 1, got {count}")
+        return random_seeds(count)
+    return None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dreamreel")
+def cli() -> None:
+    """Local Stable Diffusion for still images and videos.
+
+    Try it offline in seconds: dreamreel txt2img "a funny cat covered in neon cloth" --model tiny --seeds 1-4
+    """
+
+
+@cli.command()
+@click.argument("prompt")
+@common_options
+@seed_options
+def txt2img(prompt: str, **options: Any) -> None:
+    """Text to image: one PNG per seed."""
+    from dreamreel.recipe import Txt2ImgRecipe
+
+    fields = _given(options, RECIPE_FIELDS)
+    seeds = _seeds(options["seed"], options["seed_list"], options["count"])
+    recipe = Txt2ImgRecipe(prompt=prompt, seeds=seeds or [], out=options["out"] or "outputs", **fields)
+    _run_stills(recipe, quiet=options["quiet"], announce_seeds=seeds is None or options["count"] is not None)
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--image", "-i", required=True, help="Starting picture.")
+@click.option("--strength", type=float, help="0 keeps the picture, 1 ignores it (default 0.75).")
+@click.option("--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size.")
+@common_options
+@seed_options
+def img2img(prompt: str, image: str, strength: float | None, resize: str | None, **options: Any) -> None:
+    """Image and text to image."""
+    from dreamreel.recipe import Img2ImgRecipe
+
+    fields = _given(options, RECIPE_FIELDS)
+    fields.update(_given({"strength": strength, "resize": resize}, ("strength", "resize")))
+    seeds = _seeds(options["seed"], options["seed_list"], options["count"])
+    recipe = Img2ImgRecipe(prompt=prompt, image=image, seeds=seeds or [], out=options["out"] or "outputs", **fields)
+    _run_stills(recipe, quiet=options["quiet"], announce_seeds=seeds is None or options["count"] is not None)
+
+
+@cli.command()
+@click.argument("picture", type=click.Path(dir_okay=False))
+@click.option("--prompt", help="Replace the prompt.")
+@click.option("--image", "-i", help="Replace the starting picture (img2img pictures).")
+@click.option("--strength", type=float, help="Replace the strength (img2img pictures).")
+@common_options
+@seed_options
+def rerender(picture: str, prompt: str | None, image: str | None, strength: float | None, **options: Any) -> None:
+    """Render a picture again from its own metadata, with any setting overridden (e.g. --steps 350)."""
+    from dreamreel.jobs.rerender import recipe_from_picture
+    from dreamreel.recipe import Img2ImgRecipe
+
+    recipe = recipe_from_picture(picture)
+    changes = _given(options, RECIPE_FIELDS)
+    changes.update(_given({"prompt": prompt}, ("prompt",)))
+    extra = _given({"image": image, "strength": strength}, ("image", "strength"))
+    if extra and not isinstance(recipe, Img2ImgRecipe):
+        raise DreamreelError(f"--{'/--'.join(extra)} only apply to img2img pictures; {picture!r} is txt2img")
+    changes.update(extra)
+    seeds = _seeds(options["seed"], options["seed_list"], options["count"])
+    if seeds is not None:
+        changes["seeds"] = seeds
+    changes["out"] = options["out"] or str(Path(picture).parent)
+    _run_stills(recipe.replace(**changes), quiet=options["quiet"], announce_seeds=False)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+def info(path: str) -> None:
+    """Print what made a PNG (its recipe and A1111 parameters)."""
+    import json
+
+    from dreamreel.metadata import read_png_metadata
+
+    target = Path(path)
+    if not target.exists():
+        raise DreamreelError(f"{path!r} does not exist")
+    parameters, recipe = read_png_metadata(target)
+    if parameters is None and recipe is None:
+        raise DreamreelError(f"{path!r} carries no generation settings")
+    if parameters:
+        click.echo(parameters)
+    if recipe:
+        click.echo("")
+        click.echo(json.dumps(recipe, indent=2, ensure_ascii=False))
+
+
+def _run_stills(recipe: Any, *, quiet: bool, announce_seeds: bool) -> None:
+    """Validate, load the model, render every seed, write each PNG atomically as it finishes."""
+    from dreamreel.files import next_still_index, png_bytes, still_name, write_atomic
+    from dreamreel.jobs.img2img import img2img
+    from dreamreel.jobs.txt2img import txt2img
+    from dreamreel.progress import Progress
+    from dreamreel.recipe import Img2ImgRecipe
+    from dreamreel.render import effective_steps
+
+    recipe.validate()  # everything checked before the model loads
+    if announce_seeds:
+        click.echo(f"seeds: {', '.join(map(str, recipe.seeds))}", err=True)
+    if isinstance(recipe, Img2ImgRecipe):
+        run = effective_steps(recipe.steps, recipe.strength)
+        click.echo(f"strength {recipe.strength} of {recipe.steps} steps: {run} denoising steps run", err=True)
+    model = _load(recipe, quiet)
+    out = Path(recipe.out)
+    first = next_still_index(out)
+    job = img2img if isinstance(recipe, Img2ImgRecipe) else txt2img
+    with Progress(len(recipe.seeds), quiet=quiet) as progress:
+        for item in job(model, recipe, on_step=progress.on_step):
+            path = out / still_name(first + item.index, item.seed)
+            write_atomic(path, png_bytes(item.image, item.png_info()))
+            progress.item_done()
+            progress.write(str(path))
+
+
+def _load(recipe: Any, quiet: bool) -> Any:
+    from dreamreel.model import load_model
+
+    if not quiet:
+        click.echo(f"loading model {recipe.model} ...", err=True)
+    return load_model(recipe.model, device=recipe.device, dtype=recipe.dtype)
+
+
+def _quiet_libraries() -> None:
+    """transformers/diffusers chatter (e.g. torchvision hints) is not for our users."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors (exit 2) unless --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    if not debug:
+        _quiet_libraries()
+    try:
+        cli.main(args=args, prog_name="dreamreel", standalone_mode=False)
+    except DreamreelError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug or an environment problem: still one line without --debug
+        if debug:
+            raise
+        click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

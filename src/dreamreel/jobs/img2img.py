@@ -1,0 +1,62 @@
+"""Image and text to image: the guide's sketches brought to life, one picture per seed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dreamreel.images import fit_size, load_image, pil_to_tensor, resize_image, tensor_to_pil
+from dreamreel.jobs.still import RenderedImage, describe_still
+from dreamreel.render import Renderer, StepCallback, effective_steps
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dreamreel.model import LoadedModel
+    from dreamreel.recipe import Img2ImgRecipe
+
+
+def target_size(model: LoadedModel, source: Image.Image, width: int | None, height: int | None) -> tuple[int, int]:
+    """Both sizes given: those. One given: the other follows the picture's aspect. None: the picture's
+    aspect at about the model's native pixel count. Always multiples of 8."""
+    if width and height:
+        return width, height
+    if width or height:
+        src_w, src_h = source.size
+        if width:
+            return width, max(8, round(width * src_h / src_w / 8) * 8)
+        assert height is not None
+        return max(8, round(height * src_w / src_h / 8) * 8), height
+    return fit_size(*source.size, side=model.native_size)
+
+
+def img2img(
+    model: LoadedModel,
+    recipe: Img2ImgRecipe,
+    on_step: StepCallback | None = None,
+    source: Image.Image | None = None,
+) -> Iterator[RenderedImage]:
+    """Yield one RenderedImage per seed; ``source`` overrides ``recipe.image`` (already loaded picture)."""
+    recipe.validate()
+    picture = source if source is not None else load_image(recipe.image)
+    width, height = target_size(model, picture, recipe.width, recipe.height)
+    init = pil_to_tensor([resize_image(picture, width, height, recipe.resize)])  # type: ignore[arg-type]
+    renderer = Renderer(model, recipe.scheduler)
+    conditioning = renderer.encode(recipe.prompt, recipe.negative)
+    run_steps = effective_steps(recipe.steps, recipe.strength)
+    for index, seed in enumerate(recipe.seeds):
+        pictures = renderer.generate(
+            [conditioning], [seed], steps=recipe.steps, guidance=recipe.guidance, width=width, height=height,
+            init_images=init, strength=recipe.strength, on_step=on_step,
+        )
+        single = recipe.replace(seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name)
+        yield RenderedImage(
+            index=index,
+            seed=seed,
+            image=tensor_to_pil(pictures)[0],
+            recipe=single,
+            parameters=describe_still(
+                model, renderer, single, seed=seed, width=width, height=height, strength=recipe.strength
+            ),
+            facts={"model_hash": model.model_hash, "effective_steps": run_steps},
+        )

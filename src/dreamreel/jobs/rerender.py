@@ -1,0 +1,49 @@
+"""Settings read back from a picture: our own ``dreamreel`` recipe chunk, or A1111's infotext."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from dreamreel.errors import DreamreelError
+from dreamreel.metadata import parse_parameters, read_png_metadata
+from dreamreel.recipe import Img2ImgRecipe, Recipe, Txt2ImgRecipe
+from dreamreel.schedulers import canonical_scheduler_name
+
+log = logging.getLogger("dreamreel")
+
+
+def recipe_from_picture(path: str | Path) -> Recipe:
+    """The recipe that made a picture; prefers our JSON chunk, falls back to A1111's ``parameters``."""
+    parameters, recipe = read_png_metadata(path)
+    if recipe is not None:
+        return Recipe.from_dict(recipe)
+    if parameters:
+        return recipe_from_a1111(parse_parameters(parameters))
+    raise DreamreelError(f"{str(path)!r} carries no generation settings (no 'parameters' or 'dreamreel' chunk)")
+
+
+def recipe_from_a1111(fields: dict[str, Any]) -> Recipe:
+    """A recipe from A1111 infotext fields (the model cannot be known from a name: pass --model)."""
+    try:
+        settings: dict[str, Any] = {
+            "prompt": fields["Prompt"],
+            "negative": fields.get("Negative prompt", ""),
+            "steps": int(fields["Steps"]),
+            "guidance": float(fields["CFG scale"]),
+            "seeds": [int(fields["Seed"])],
+            "width": int(fields["Size-1"]),
+            "height": int(fields["Size-2"]),
+        }
+    except (KeyError, ValueError) as exc:
+        raise DreamreelError(f"the picture's A1111 parameters lack a readable {exc}") from exc
+    sampler = fields.get("Sampler")
+    if sampler:
+        try:
+            settings["scheduler"] = canonical_scheduler_name(sampler)
+        except DreamreelError:
+            log.warning("sampler %r is not known here; using the model's own scheduler", sampler)
+    if "Denoising strength" in fields:
+        return Img2ImgRecipe(strength=float(fields["Denoising strength"]), **settings)
+    return Txt2ImgRecipe(**settings)

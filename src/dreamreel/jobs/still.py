@@ -1,0 +1,57 @@
+"""What a job yields for every finished picture, and how a still describes itself in metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dreamreel.metadata import a1111_params, format_parameters, png_info
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dreamreel.model import LoadedModel
+    from dreamreel.recipe import Recipe
+    from dreamreel.render import Renderer
+
+
+@dataclass
+class RenderedImage:
+    """One finished picture: its position in the job, its seed, and the recipe that re-makes it alone."""
+
+    index: int
+    seed: int
+    image: Image.Image
+    recipe: Recipe
+    parameters: str
+    facts: dict[str, Any] = field(default_factory=dict)  # model hash, effective steps, schedule values...
+
+    def png_info(self) -> Any:
+        return png_info(self.parameters, self.recipe.to_dict(), self.facts)
+
+
+def describe_still(
+    model: LoadedModel,
+    renderer: Renderer,
+    recipe: Recipe,
+    *,
+    seed: int,
+    width: int,
+    height: int,
+    strength: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """The A1111 ``parameters`` text of one picture."""
+    params = a1111_params(
+        steps=recipe.steps,
+        sampler=renderer.scheduler_name,
+        guidance=recipe.guidance,
+        seed=seed,
+        width=width,
+        height=height,
+        model_hash=model.model_hash,
+        model=model.name,
+        strength=strength,
+        extra=extra,
+    )
+    return format_parameters(recipe.prompt, recipe.negative, params)

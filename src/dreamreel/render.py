@@ -1,0 +1,253 @@
+"""The one hot path every job goes through: encode prompt -> prepare latents -> denoise -> decode.
+
+It mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline step for step (same
+random draws from the same generators in the same order), so for equal components, seed and
+settings our pictures equal the reference pipeline's; the tests hold us to that. What it adds:
+prompt embeddings cached across frames and seeds, batches of independent items each with its own
+seed (a batch gives the same pictures as one item at a time), a starting noise the caller may
+supply (for interpolation), and a VAE decode that is checked for NaN / black output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dreamreel.errors import DreamreelError
+from dreamreel.schedulers import make_scheduler, scheduler_name_for
+
+if TYPE_CHECKING:
+    import torch
+
+    from dreamreel.model import LoadedModel
+
+log = logging.getLogger("dreamreel")
+
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """Text embeddings for one item: ``cond`` and ``uncond`` are [1, tokens, dim] on the model device."""
+
+    cond: torch.Tensor
+    uncond: torch.Tensor
+
+    def lerp(self, other: Conditioning, weight: float) -> Conditioning:
+        """Linear interpolation of the embeddings (prompt blending)."""
+        return Conditioning(
+            cond=self.cond + (other.cond - self.cond) * weight,
+            uncond=self.uncond + (other.uncond - self.uncond) * weight,
+        )
+
+
+def effective_steps(steps: int, strength: float | None) -> int:
+    """Denoising steps actually run: ``int(steps * strength)`` for img2img (diffusers' rule), else steps."""
+    if strength is None:
+        return steps
+    return min(int(steps * strength), steps)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """The starting noise of seed N comes from a CPU generator, as diffusers does: same picture on any device."""
+    import torch
+
+    return torch.Generator("cpu").manual_seed(int(seed))
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] pictures to the 8-bit grid, exactly as they come back from a PNG.
+
+    Feedback jobs feed quantized frames forward so that resuming from the PNGs on disk continues
+    with the very same inputs as an uninterrupted run.
+    """
+    return (images * 255).round() / 255
+
+
+class Renderer:
+    """Renders pictures with one loaded model and one scheduler kind; caches prompt encodings."""
+
+    def __init__(self, model: LoadedModel, scheduler: str | None = None) -> None:
+        self.model = model
+        base = model.components["scheduler"]
+        self.scheduler = make_scheduler(scheduler, base) if scheduler else base
+        self.scheduler_name = scheduler_name_for(self.scheduler)
+        self._encodings: dict[str, torch.Tensor] = {}
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def _encode_text(self, text: str) -> torch.Tensor:
+        import torch
+
+        cached = self._encodings.get(text)
+        if cached is not None:
+            return cached
+        tokenizer = self.model.components["tokenizer"]
+        text_encoder = self.model.components["text_encoder"]
+        max_length = tokenizer.model_max_length
+        ids = tokenizer(
+            text, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        self._warn_if_truncated(text, max_length)
+        attention_mask = None
+        if getattr(text_encoder.config, "use_attention_mask", False):
+            attention_mask = (ids != tokenizer.pad_token_id).long().to(self.model.device)
+        with torch.inference_mode():
+            embeds = text_encoder(ids.to(self.model.device), attention_mask=attention_mask)[0]
+        embeds = embeds.to(dtype=self.model.dtype)
+        self._encodings[text] = embeds
+        return embeds
+
+    def _warn_if_truncated(self, text: str, max_length: int) -> None:
+        tokenizer = self.model.components["tokenizer"]
+        ids = tokenizer(text, truncation=False).input_ids
+        if len(ids) <= max_length:
+            return
+        # ids = [start, tokens..., end]: the text keeps max_length - 2 tokens.
+        dropped = tokenizer.decode(ids[max_length - 1 : -1])
+        log.warning(
+            "prompt is %d tokens, CLIP reads %d; dropped: %r", len(ids) - 2, max_length - 2, dropped.strip()
+        )
+
+    def encode(self, prompt: str, negative: str = "") -> Conditioning:
+        """Embeddings of a prompt and its negative, each encoded once per Renderer."""
+        return Conditioning(cond=self._encode_text(prompt), uncond=self._encode_text(negative))
+
+    # -- latents ------------------------------------------------------------------------------
+
+    def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
+        factor = self.model.vae_scale_factor
+        return (self.model.components["unet"].config.in_channels, height // factor, width // factor)
+
+    def initial_noise(self, seed: int, width: int, height: int) -> torch.Tensor:
+        """The starting noise of a seed, [1, C, h, w], exactly as diffusers' ``prepare_latents`` draws it."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        return randn_tensor(
+            (1, *self.latent_shape(width, height)),
+            generator=seeded_generator(seed),
+            device=self.model.device,
+            dtype=self.model.dtype,
+        )
+
+    def encode_images(self, images: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """VAE-encode [-1, 1] pictures to scaled latents, sampling each item with its own generator."""
+        import torch
+
+        vae = self.model.components["vae"]
+        with torch.inference_mode():
+            dist = vae.encode(images.to(self.model.device, vae.dtype)).latent_dist
+            latents = dist.sample(list(generators) if len(generators) > 1 else generators[0])
+        return (latents * vae.config.scaling_factor).to(self.model.dtype)
+
+    # -- denoise ------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        conditioning: Sequence[Conditioning],
+        seeds: Sequence[int],
+        *,
+        steps: int,
+        guidance: float,
+        width: int,
+        height: int,
+        init_images: torch.Tensor | None = None,
+        strength: float | None = None,
+        noise: torch.Tensor | None = None,
+        on_step: StepCallback | None = None,
+    ) -> torch.Tensor:
+        """Render a batch; returns [B, 3, H, W] float pictures in [0, 1] on the CPU.
+
+        Text-to-image when ``init_images`` is None (``noise`` may replace the seeds' starting noise,
+        the generators still drive any stochastic sampler steps); image-to-image otherwise, with
+        ``init_images`` as [-1, 1] pixels [B, 3, H, W] or ready latents [B, 4, h, w] and diffusers'
+        ``strength`` semantics.
+        """
+        import torch
+        from diffusers.utils.torch_utils import randn_tensor
+
+        batch = len(seeds)
+        if len(conditioning) != batch:
+            raise ValueError("one conditioning per seed is required")
+        device, dtype = self.model.device, self.model.dtype
+        generators = [seeded_generator(s) for s in seeds]
+        generator = generators if batch > 1 else generators[0]
+        scheduler = self.scheduler
+        unet = self.model.components["unet"]
+
+        scheduler.set_timesteps(steps, device=device)
+        timesteps = scheduler.timesteps
+        if init_images is None:
+            if noise is None:
+                noise = randn_tensor((batch, *self.latent_shape(width, height)), generator, device, dtype)
+            latents = noise.to(device, dtype) * scheduler.init_noise_sigma
+        else:
+            run = effective_steps(steps, strength)
+            if run < 1:
+                raise DreamreelError(
+                    f"strength {strength} with {steps} steps runs int({steps} x {strength}) = 0 denoising steps"
+                )
+            t_start = steps - run
+            timesteps = timesteps[t_start * scheduler.order :]
+            if hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(t_start * scheduler.order)
+            if init_images.shape[1] == 4:
+                init_latents = init_images.to(device, dtype)
+            else:
+                init_latents = self.encode_images(init_images, generators)
+            start_noise = randn_tensor(init_latents.shape, generator, device, dtype)
+            latents = scheduler.add_noise(init_latents, start_noise, timesteps[:1].repeat(batch))
+
+        use_cfg = guidance > 1 and unet.config.time_cond_proj_dim is None
+        cond = torch.cat([c.cond for c in conditioning])
+        embeds = torch.cat([torch.cat([c.uncond for c in conditioning]), cond]) if use_cfg else cond
+        step_kwargs = _step_kwargs(scheduler, generator)
+
+        with torch.inference_mode():
+            for i, t in enumerate(timesteps):
+                model_input = torch.cat([latents] * 2) if use_cfg else latents
+                model_input = scheduler.scale_model_input(model_input, t)
+                noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                if use_cfg:
+                    uncond_pred, text_pred = noise_pred.chunk(2)
+                    noise_pred = uncond_pred + guidance * (text_pred - uncond_pred)
+                latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+                if on_step is not None:
+                    on_step(i + 1, len(timesteps))
+        return self.decode(latents)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> [0, 1] pictures on the CPU; a NaN or all-black result is retried with an fp32 VAE."""
+        import torch
+
+        vae = self.model.components["vae"]
+        with torch.inference_mode():
+            images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+            if _looks_broken(images) and vae.dtype != torch.float32:
+                log.warning("VAE decode in %s gave NaN/black output; retrying in fp32", vae.dtype)
+                vae.to(torch.float32)
+                images = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
+        if not torch.isfinite(images).all():
+            raise DreamreelError("the VAE decoded NaN values even in fp32; the model weights may be broken")
+        return (images.float() / 2 + 0.5).clamp(0, 1).cpu()
+
+
+def _looks_broken(images: torch.Tensor) -> bool:
+    import torch
+
+    return bool(not torch.isfinite(images).all() or (images <= -1).all())
+
+
+def _step_kwargs(scheduler: object, generator: object) -> dict[str, object]:
+    """Pass ``eta``/``generator`` only to schedulers whose ``step`` takes them (as diffusers does)."""
+    import inspect
+
+    params = set(inspect.signature(scheduler.step).parameters)  # type: ignore[attr-defined]
+    kwargs: dict[str, object] = {}
+    if "eta" in params:
+        kwargs["eta"] = 0.0
+    if "generator" in params:
+        kwargs["generator"] = generator
+    return kwargs

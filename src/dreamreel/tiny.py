@@ -1,0 +1,96 @@
+"""The built-in ``tiny`` model: a random miniature of the SD 1.x architecture.
+
+Same component classes, same wiring, same scheduler config and the real CLIP tokenizer as
+Stable Diffusion 1.5, only narrow and shallow, so every job runs anywhere in seconds. Weights
+come from a fixed seed inside ``torch.random.fork_rng`` (the caller's RNG state is untouched),
+so every machine builds the same model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TINY_SEED = 0
+# Native resolution of tiny: 16x16 latents. SD 1.x is 64x64 latents (512 px).
+TINY_SAMPLE_SIZE = 16
+# Bump when the architecture below changes: it is part of the model hash recorded in outputs.
+TINY_REVISION = "tiny-v1"
+
+# Stable Diffusion 1.5's scheduler config (PNDM, scaled-linear betas), so tiny behaves like SD.
+SD15_SCHEDULER_CONFIG: dict[str, Any] = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "clip_sample": False,
+    "prediction_type": "epsilon",
+}
+
+
+def build_tiny_components() -> dict[str, Any]:
+    """Return the diffusers components dict (unet, vae, text_encoder, tokenizer, scheduler, ...)."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from dreamreel.tokenizer import CLIP_MAX_LENGTH, build_clip_tokenizer
+
+    tokenizer = build_clip_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        unet = UNet2DConditionModel(
+            sample_size=TINY_SAMPLE_SIZE,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+            block_out_channels=(32, 64, 64),
+            layers_per_block=1,
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
+        )
+        torch.manual_seed(TINY_SEED)
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 32, 32, 32),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=TINY_SAMPLE_SIZE * 8,
+            scaling_factor=0.18215,
+        )
+        torch.manual_seed(TINY_SEED)
+        text_config = CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=CLIP_MAX_LENGTH,
+            layer_norm_eps=1e-5,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            projection_dim=32,
+            hidden_act="quick_gelu",
+        )
+        text_encoder = CLIPTextModel(text_config)
+    for module in (unet, vae, text_encoder):
+        module.eval().requires_grad_(False)
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG),
+        "safety_checker": None,
+        "feature_extractor": None,
+        "image_encoder": None,
+    }
