@@ -104,7 +104,9 @@ def txt2img(prompt: str, **options: Any) -> None:
 @click.argument("prompt")
 @click.option("--image", "-i", required=True, help="Starting picture.")
 @click.option("--strength", type=float, help="0 keeps the picture, 1 ignores it (default 0.75).")
-@click.option("--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size.")
+@click.option(
+    "--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size."
+)
 @common_options
 @seed_options
 def img2img(prompt: str, image: str, strength: float | None, resize: str | None, **options: Any) -> None:
@@ -114,7 +116,9 @@ def img2img(prompt: str, image: str, strength: float | None, resize: str | None,
     fields = _given(options, RECIPE_FIELDS)
     fields.update(_given({"strength": strength, "resize": resize}, ("strength", "resize")))
     seeds = _seeds(options["seed"], options["seed_list"], options["count"])
-    recipe = Img2ImgRecipe(prompt=prompt, image=image, seeds=seeds or [], out=options["out"] or "outputs", **fields)
+    recipe = Img2ImgRecipe(
+        prompt=prompt, image=image, seeds=seeds or [], out=options["out"] or "outputs", **fields
+    )
     _run_stills(recipe, quiet=options["quiet"], announce_seeds=seeds is None or options["count"] is not None)
 
 
@@ -125,7 +129,9 @@ def img2img(prompt: str, image: str, strength: float | None, resize: str | None,
 @click.option("--strength", type=float, help="Replace the strength (img2img pictures).")
 @common_options
 @seed_options
-def rerender(picture: str, prompt: str | None, image: str | None, strength: float | None, **options: Any) -> None:
+def rerender(
+    picture: str, prompt: str | None, image: str | None, strength: float | None, **options: Any
+) -> None:
     """Render a picture again from its own metadata, with any setting overridden (e.g. --steps 350)."""
     from dreamreel.jobs.rerender import recipe_from_picture
     from dreamreel.recipe import Img2ImgRecipe

@@ -33,7 +33,9 @@ def check_size(name: str, value: int) -> None:
     if value < SIZE_MULTIPLE:
         raise DreamreelError(f"--{name} {value} is too small; the smallest size is {SIZE_MULTIPLE}")
     if value > MAX_SIDE:
-        raise DreamreelError(f"--{name} {value} is larger than {MAX_SIDE} pixels, far beyond what SD can render")
+        raise DreamreelError(
+            f"--{name} {value} is larger than {MAX_SIDE} pixels, far beyond what SD can render"
+        )
     if value % SIZE_MULTIPLE:
         low, high = nearest_valid_sizes(value)
         raise DreamreelError(

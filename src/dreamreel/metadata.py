@@ -16,7 +16,7 @@ from dreamreel import __version__
 from dreamreel.errors import DreamreelError
 
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
 PARAMETERS_KEY = "parameters"
 RECIPE_KEY = "dreamreel"
@@ -39,7 +39,9 @@ def format_parameters(prompt: str, negative: str, params: dict[str, Any]) -> str
     its key is written bare, as A1111 does.
     """
     line = ", ".join(
-        key if key == value else f"{key}: {_quote(str(value))}" for key, value in params.items() if value is not None
+        key if key == value else f"{key}: {_quote(str(value))}"
+        for key, value in params.items()
+        if value is not None
     )
     negative_text = f"\nNegative prompt: {negative}" if negative else ""
     return f"{prompt}{negative_text}\n{line}".strip()
@@ -100,7 +102,10 @@ def parse_parameters(text: str) -> dict[str, Any]:
             target = negative_lines
             line = line[len("Negative prompt:") :].strip()
         target.append(line)
-    result: dict[str, Any] = {"Prompt": "\n".join(prompt_lines).strip(), "Negative prompt": "\n".join(negative_lines)}
+    result: dict[str, Any] = {
+        "Prompt": "\n".join(prompt_lines).strip(),
+        "Negative prompt": "\n".join(negative_lines),
+    }
     for key, value in matches:
         value = value.strip()
         if value.startswith('"') and value.endswith('"'):

@@ -133,9 +133,11 @@ def _load_diffusers(spec: str) -> dict[str, Any]:
             safety_checker=None,
             requires_safety_checker=False,
         )
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         if is_folder:
-            raise DreamreelError(f"could not load diffusers folder {spec!r}: {str(exc).splitlines()[0]}") from exc
+            raise DreamreelError(
+                f"could not load diffusers folder {spec!r}: {str(exc).splitlines()[0]}"
+            ) from exc
         raise DreamreelError(
             f"model {spec!r} is not in the local Hugging Face cache; fetch it once with "
             f"`huggingface-cli download {spec}` (or run online)"

@@ -51,7 +51,7 @@ def effective_steps(steps: int, strength: float | None) -> int:
 
 
 def seeded_generator(seed: int) -> torch.Generator:
-    """The starting noise of seed N comes from a CPU generator, as diffusers does: same picture on any device."""
+    """Seed N's noise comes from a CPU generator, as in diffusers: the same picture on any device."""
     import torch
 
     return torch.Generator("cpu").manual_seed(int(seed))
@@ -187,7 +187,7 @@ class Renderer:
             run = effective_steps(steps, strength)
             if run < 1:
                 raise DreamreelError(
-                    f"strength {strength} with {steps} steps runs int({steps} x {strength}) = 0 denoising steps"
+                    f"strength {strength} with {steps} steps runs int({steps} x {strength}) = 0 steps"
                 )
             t_start = steps - run
             timesteps = timesteps[t_start * scheduler.order :]

@@ -66,9 +66,11 @@ def scheduler_name_for(scheduler: Any) -> str:
     cls = type(scheduler).__name__
     best: str | None = None
     for name, choice in SCHEDULERS.items():
-        if choice.class_name == cls and all(scheduler.config.get(k) == v for k, v in choice.overrides.items()):
-            if best is None or len(choice.overrides) > len(SCHEDULERS[best].overrides):
-                best = name
+        matches = choice.class_name == cls and all(
+            scheduler.config.get(k) == v for k, v in choice.overrides.items()
+        )
+        if matches and (best is None or len(choice.overrides) > len(SCHEDULERS[best].overrides)):
+            best = name
     return best or cls
 
 

@@ -26,7 +26,11 @@ END_TOKEN = "<|endoftext|>"
 
 def _bytes_to_unicode() -> list[str]:
     """GPT-2/CLIP's reversible map from the 256 byte values to printable unicode characters."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     codes = list(printable)
     extra = 0
     for byte in range(256):

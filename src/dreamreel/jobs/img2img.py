@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from dreamreel.recipe import Img2ImgRecipe
 
 
-def target_size(model: LoadedModel, source: Image.Image, width: int | None, height: int | None) -> tuple[int, int]:
+def target_size(
+    model: LoadedModel, source: Image.Image, width: int | None, height: int | None
+) -> tuple[int, int]:
     """Both sizes given: those. One given: the other follows the picture's aspect. None: the picture's
     aspect at about the model's native pixel count. Always multiples of 8."""
     if width and height:
@@ -46,8 +48,15 @@ def img2img(
     run_steps = effective_steps(recipe.steps, recipe.strength)
     for index, seed in enumerate(recipe.seeds):
         pictures = renderer.generate(
-            [conditioning], [seed], steps=recipe.steps, guidance=recipe.guidance, width=width, height=height,
-            init_images=init, strength=recipe.strength, on_step=on_step,
+            [conditioning],
+            [seed],
+            steps=recipe.steps,
+            guidance=recipe.guidance,
+            width=width,
+            height=height,
+            init_images=init,
+            strength=recipe.strength,
+            on_step=on_step,
         )
         single = recipe.replace(seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name)
         yield RenderedImage(

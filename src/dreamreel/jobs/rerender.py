@@ -21,7 +21,9 @@ def recipe_from_picture(path: str | Path) -> Recipe:
         return Recipe.from_dict(recipe)
     if parameters:
         return recipe_from_a1111(parse_parameters(parameters))
-    raise DreamreelError(f"{str(path)!r} carries no generation settings (no 'parameters' or 'dreamreel' chunk)")
+    raise DreamreelError(
+        f"{str(path)!r} carries no generation settings (no 'parameters' or 'dreamreel' chunk)"
+    )
 
 
 def recipe_from_a1111(fields: dict[str, Any]) -> Recipe:

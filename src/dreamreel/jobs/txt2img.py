@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from dreamreel.recipe import Txt2ImgRecipe
 
 
-def txt2img(model: LoadedModel, recipe: Txt2ImgRecipe, on_step: StepCallback | None = None) -> Iterator[RenderedImage]:
+def txt2img(
+    model: LoadedModel, recipe: Txt2ImgRecipe, on_step: StepCallback | None = None
+) -> Iterator[RenderedImage]:
     """Yield one RenderedImage per seed of the recipe, in order."""
     recipe.validate()
     renderer = Renderer(model, recipe.scheduler)
@@ -23,7 +25,12 @@ def txt2img(model: LoadedModel, recipe: Txt2ImgRecipe, on_step: StepCallback | N
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
     for index, seed in enumerate(recipe.seeds):
         pictures = renderer.generate(
-            [conditioning], [seed], steps=recipe.steps, guidance=recipe.guidance, width=width, height=height,
+            [conditioning],
+            [seed],
+            steps=recipe.steps,
+            guidance=recipe.guidance,
+            width=width,
+            height=height,
             on_step=on_step,
         )
         single = recipe.replace(seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name)
