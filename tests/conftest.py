@@ -1,0 +1,33 @@
+"""Shared fixtures: the tiny model is built once per test session (it is deterministic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from dreamreel.model import load_model
+
+    return load_model("tiny", device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def sample_picture(tmp_path: Path) -> Path:
+    """A 96x64 RGB picture with structure (gradients and a square), saved as PNG."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:64, 0:96]
+    array = np.stack([x * 255 // 95, y * 255 // 63, np.full_like(x, 90)], axis=-1).astype(np.uint8)
+    array[20:44, 30:60] = (240, 40, 40)
+    path = tmp_path / "sketch.png"
+    Image.fromarray(array).save(path)
+    return path
