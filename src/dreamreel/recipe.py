@@ -124,7 +124,24 @@ class Img2ImgRecipe(Txt2ImgRecipe):
         open_image_checked(self.image)
 
 
+@dataclass(kw_only=True)
+class VideoRecipe(Recipe):
+    """TEMPORARY stand-in until branch `video` (issue 4) is merged; the merge takes theirs."""
+
+    output: str = "dreamreel.mp4"
+    fps: str | int | float | None = 12
+    reverse: bool = False
+    pingpong: bool = False
+    audio: str = ""
+
+
 RECIPES: dict[str, type[Recipe]] = {r.job: r for r in (Txt2ImgRecipe, Img2ImgRecipe)}
+
+
+def register_recipe(recipe_cls: type[Recipe]) -> type[Recipe]:
+    """Add a job's recipe to RECIPES (usable as a class decorator by job modules)."""
+    RECIPES[recipe_cls.job] = recipe_cls
+    return recipe_cls
 
 
 def check_prompt(what: str, text: str) -> None:
