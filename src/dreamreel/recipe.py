@@ -11,6 +11,7 @@ import dataclasses
 import math
 import secrets
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -124,15 +125,45 @@ class Img2ImgRecipe(Txt2ImgRecipe):
         open_image_checked(self.image)
 
 
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
+MAX_FPS = 1000
+
+
 @dataclass(kw_only=True)
 class VideoRecipe(Recipe):
-    """TEMPORARY stand-in until branch `video` (issue 4) is merged; the merge takes theirs."""
+    """Settings every video job shares: where the video goes and how it plays.
+
+    The run folder sits beside the video: ``NAME.mp4`` -> ``NAME.run/``. ``fps`` is a number or a
+    fraction string ("30000/1001"); subclasses whose frame rate comes from a source use None.
+    """
 
     output: str = "dreamreel.mp4"
     fps: str | int | float | None = 12
     reverse: bool = False
     pingpong: bool = False
     audio: str = ""
+
+    def validate(self) -> None:
+        super().validate()
+        check_output(self.output)
+        if self.fps is not None:
+            parse_fps(self.fps)
+        if self.audio:
+            if Path(self.output).suffix.lower() == ".gif":
+                raise DreamreelError("a .gif has no sound; drop --audio or write .mp4/.webm")
+            from dreamreel.video import probe_audio
+
+            probe_audio(self.audio)
+
+    @property
+    def run_dir(self) -> Path:
+        return run_dir_for(self.output)
+
+    def frame_rate(self) -> Fraction:
+        """The recipe's own rate (None in a subclass means the job supplies it)."""
+        if self.fps is None:
+            raise DreamreelError("this job takes its frame rate from its source")
+        return parse_fps(self.fps)
 
 
 RECIPES: dict[str, type[Recipe]] = {r.job: r for r in (Txt2ImgRecipe, Img2ImgRecipe)}
@@ -142,6 +173,34 @@ def register_recipe(recipe_cls: type[Recipe]) -> type[Recipe]:
     """Add a job's recipe to RECIPES (usable as a class decorator by job modules)."""
     RECIPES[recipe_cls.job] = recipe_cls
     return recipe_cls
+
+
+def run_dir_for(output: str | Path) -> Path:
+    """``NAME.mp4`` -> ``NAME.run`` beside it."""
+    return Path(output).with_suffix(".run")
+
+
+def check_output(output: str) -> None:
+    path = Path(output)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise DreamreelError(
+            f"-o {output!r}: a video name must end in {', '.join(VIDEO_SUFFIXES)} (e.g. -o film.mp4)"
+        )
+    if path.is_dir():
+        raise DreamreelError(f"-o {output!r} is a directory")
+    if path.parent != Path("") and path.parent.exists() and not path.parent.is_dir():
+        raise DreamreelError(f"-o {output!r}: {str(path.parent)!r} is not a directory")
+
+
+def parse_fps(value: str | int | float) -> Fraction:
+    """A frame rate as an exact fraction: 12, 29.97, "30000/1001"."""
+    try:
+        rate = Fraction(str(value).strip()) if not isinstance(value, bool) else None
+    except (ValueError, ZeroDivisionError):
+        rate = None
+    if rate is None or not 0 < rate <= MAX_FPS:
+        raise DreamreelError(f"--fps {value!r} must be a number or fraction above 0 and at most {MAX_FPS}")
+    return rate
 
 
 def check_prompt(what: str, text: str) -> None:

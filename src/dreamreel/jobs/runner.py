@@ -1,0 +1,180 @@
+"""The one way every video job (sweep, vid2vid, zoom, interpolate) runs: recipe -> frames -> store -> video.
+
+1. validate the recipe and plan the run (frame count, timing, audio) before any model loads;
+2. create the run folder (or continue one: ``resume=True`` starts at the first unfinished frame);
+3. consume the job's generator of RenderedImage frames into the store, each frame safe on disk
+   before the next starts, with a progress bar;
+4. encode the video from the frames on disk (memory flat; ``--reverse``/``--pingpong`` are only a
+   different order; a resume re-encodes the same way), then reopen and check it.
+
+A job is two functions (see ``VideoJob``). ``frames`` must be able to start at frame ``start``
+given the earlier finished frames, which it may read back with ``store.read_frame(i)``: PNGs are
+lossless, so a job that feeds quantized frames forward continues exactly as an unbroken run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dreamreel.errors import DreamreelError
+
+if TYPE_CHECKING:
+    from dreamreel.jobs.still import RenderedImage
+    from dreamreel.model import LoadedModel
+    from dreamreel.recipe import VideoRecipe
+    from dreamreel.store import RunStore
+    from dreamreel.video import AudioSource
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """What a run will produce, known before the model loads."""
+
+    frames: int
+    fps: Fraction
+    times: list[Fraction] | None = None  # each frame's time (s) when the job keeps a source's timing
+    end_time: Fraction | None = None  # when the last frame stops showing (with ``times``)
+    time_base: Fraction | None = None  # the timestamp grid (with ``times``: the source's)
+    audio: AudioSource | None = None  # a job's own sound (vid2vid: the source's); --audio wins
+
+    def durations(self) -> list[Fraction]:
+        """How long each frame shows, in frame order."""
+        if self.times is None:
+            return [1 / self.fps] * self.frames
+        last_end = self.end_time if self.end_time is not None else self.times[-1] + 1 / self.fps
+        ends = [*self.times[1:], last_end]
+        return [end - time for time, end in zip(self.times, ends, strict=True)]
+
+
+FramesFn = Callable[..., Iterator["RenderedImage"]]
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """A video job: ``plan(recipe) -> VideoPlan`` (no model), and
+    ``frames(model, recipe, plan, *, start, store, on_step) -> Iterator[RenderedImage]`` yielding frames
+    ``start, start+1, ...`` (``item.index`` is the frame number; ``item.facts["values"]`` its values)."""
+
+    name: str
+    plan: Callable[[Any], VideoPlan]
+    frames: FramesFn
+
+
+def run_video_job(
+    job: VideoJob,
+    recipe: VideoRecipe,
+    *,
+    quiet: bool = False,
+    resume: bool = False,
+    model: LoadedModel | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Path:
+    """Run (or resume) a video job to its video file; returns the video's path."""
+    from dreamreel.progress import Progress
+    from dreamreel.store import RunStore
+
+    say = echo or _stderr
+    recipe.validate()  # everything checked before the model loads
+    plan = job.plan(recipe)
+    if plan.frames < 1:
+        raise DreamreelError(f"{job.name}: nothing to render (0 frames)")
+    if resume:
+        store = RunStore.open(recipe.run_dir)
+        start = len(store.done())
+        store.truncate(start)
+    else:
+        store = RunStore.create(recipe.run_dir, recipe)
+        start = 0
+    if start < plan.frames:
+        if model is None:
+            model = _load(recipe, quiet, say)
+        try:
+            with Progress(plan.frames - start, unit="frame", quiet=quiet) as progress:
+                frames = job.frames(model, recipe, plan, start=start, store=store, on_step=progress.on_step)
+                for item in frames:
+                    time = plan.times[item.index] if plan.times is not None else None
+                    store.save(item, time=time)
+                    progress.item_done()
+        except KeyboardInterrupt:
+            safe = len(store.done())
+            say(f"interrupted; {safe} frames are safe. Continue with: dreamreel resume {store.folder}")
+            raise
+    output = encode_run(store, recipe, plan, quiet=quiet)
+    if not quiet:
+        say(f"run folder: {store.folder}")
+    print(output)
+    return output
+
+
+def playback_order(count: int, reverse: bool, pingpong: bool) -> list[int]:
+    """Frame indices in playing order. Pingpong goes forth and back without repeating either end
+    frame, so it loops seamlessly: 0 1 2 3 2 1 (then 0 again when looped)."""
+    order = list(range(count))
+    if reverse:
+        order.reverse()
+    if pingpong:
+        order += order[-2:0:-1]
+    return order
+
+
+def encode_run(store: RunStore, recipe: VideoRecipe, plan: VideoPlan, *, quiet: bool = False) -> Path:
+    """Encode the finished frames on disk into ``recipe.output``, checked after writing."""
+    from dreamreel import __version__
+    from dreamreel.progress import Progress
+    from dreamreel.video import AudioSource, VideoWriter
+
+    finished = len(store.done())
+    if finished < plan.frames:
+        raise DreamreelError(
+            f"{store.folder} has {finished} of {plan.frames} frames; "
+            f"finish it with: dreamreel resume {store.folder}"
+        )
+    order = playback_order(plan.frames, recipe.reverse, recipe.pingpong)
+    durations = plan.durations()
+    uniform = plan.times is None
+    audio = AudioSource(recipe.audio, copy=True) if recipe.audio else plan.audio
+    first = store.read_frame(0)
+    metadata = {
+        "dreamreel": json.dumps({"version": __version__, "recipe": recipe.to_dict()}, ensure_ascii=False),
+        "comment": f"made with dreamreel {__version__}: dreamreel info on this file prints its recipe",
+    }
+    writer = VideoWriter(
+        recipe.output,
+        width=first.width,
+        height=first.height,
+        fps=plan.fps,
+        time_base=plan.time_base,
+        metadata=metadata,
+        audio=audio,
+    )
+    time = Fraction(0)
+    try:
+        with Progress(len(order), unit="encoded frame", quiet=quiet) as progress:
+            for index in order:
+                picture = first if index == 0 else store.read_frame(index)
+                writer.add(picture, None if uniform else time)
+                time += durations[index]
+                progress.item_done()
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(end_time=time)
+
+
+def _load(recipe: VideoRecipe, quiet: bool, say: Callable[[str], None]) -> LoadedModel:
+    from dreamreel.model import load_model
+
+    if not quiet:
+        say(f"loading model {recipe.model} ...")
+    return load_model(recipe.model, device=recipe.device, dtype=recipe.dtype)
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)

@@ -1,0 +1,234 @@
+"""The run folder every video job writes: ``NAME.run/`` beside ``NAME.mp4``.
+
+    NAME.run/recipe.toml        everything needed to re-run (and to resume)
+    NAME.run/frames/000000.png  one PNG per finished frame, written atomically (temp, fsync, rename)
+    NAME.run/manifest.jsonl     one JSON line per finished frame, appended and fsynced only after
+                                the frame file is safe: index, seed, values, time, file, sha256
+
+A run killed at any moment loses at most the frame in flight: a frame counts as done only when its
+manifest line is complete and its file is present with the recorded sha256 (see ``done``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dreamreel.errors import DreamreelError
+from dreamreel.files import fsync_directory, png_bytes, write_atomic
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from dreamreel.jobs.still import RenderedImage
+    from dreamreel.recipe import Recipe
+
+RECIPE_NAME = "recipe.toml"
+MANIFEST_NAME = "manifest.jsonl"
+FRAMES_NAME = "frames"
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One manifest line: a finished frame."""
+
+    index: int
+    seed: int
+    file: str  # relative to the run folder
+    sha256: str
+    values: dict[str, Any] = field(default_factory=dict)  # schedule/sweep values of this frame
+    time: Fraction | None = None  # presentation time (vid2vid keeps the source's timestamps)
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"index": self.index, "seed": self.seed, "values": self.values}
+        if self.time is not None:
+            data["time"] = str(self.time)
+        data.update(file=self.file, sha256=self.sha256)
+        return json.dumps(data, ensure_ascii=False, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> FrameRecord:
+        data = json.loads(line)
+        time = data.get("time")
+        return cls(
+            index=int(data["index"]),
+            seed=int(data["seed"]),
+            file=str(data["file"]),
+            sha256=str(data["sha256"]),
+            values=dict(data.get("values") or {}),
+            time=Fraction(time) if time is not None else None,
+        )
+
+
+def frame_name(index: int) -> str:
+    return f"{FRAMES_NAME}/{index:06d}.png"
+
+
+class RunStore:
+    """A run folder: create it for a new run, or open it to read back / continue an earlier one."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    # -- creating and opening ----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: str | Path, recipe: Recipe) -> RunStore:
+        """Start a new run: write recipe.toml, empty the frames and manifest of any earlier run there.
+
+        A folder that exists but is not a run folder (no recipe.toml, not empty) is never touched.
+        """
+        from dreamreel.recipe import recipe_to_toml
+
+        store = cls(folder)
+        path = store.folder
+        if path.exists() and not path.is_dir():
+            raise DreamreelError(f"run folder {str(path)!r} exists and is not a folder")
+        if path.is_dir() and any(path.iterdir()) and not (path / RECIPE_NAME).is_file():
+            raise DreamreelError(
+                f"{str(path)!r} exists and is not a dreamreel run folder; move it away or choose another -o"
+            )
+        try:
+            (path / FRAMES_NAME).mkdir(parents=True, exist_ok=True)
+            (path / MANIFEST_NAME).unlink(missing_ok=True)
+            for old in (path / FRAMES_NAME).glob("*.png"):
+                old.unlink()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise DreamreelError(f"could not prepare run folder {str(path)!r}: {reason}") from exc
+        write_atomic(path / RECIPE_NAME, recipe_to_toml(recipe).encode("utf-8"))
+        write_atomic(path / MANIFEST_NAME, b"")
+        return store
+
+    @classmethod
+    def open(cls, folder: str | Path) -> RunStore:
+        """An existing run folder (for resume and info)."""
+        store = cls(folder)
+        if not store.folder.is_dir():
+            raise DreamreelError(f"run folder {str(folder)!r} does not exist")
+        if not (store.folder / RECIPE_NAME).is_file():
+            raise DreamreelError(f"{str(folder)!r} is not a dreamreel run folder (no {RECIPE_NAME})")
+        return store
+
+    def recipe(self) -> Recipe:
+        from dreamreel.recipe import recipe_from_toml
+
+        return recipe_from_toml(self.folder / RECIPE_NAME)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def frame_path(self, index: int) -> Path:
+        return self.folder / frame_name(index)
+
+    def save(self, item: RenderedImage, *, time: Fraction | None = None) -> FrameRecord:
+        """Write one finished frame atomically, then append (and fsync) its manifest line.
+
+        The PNG carries the still's metadata plus ``facts["frame"]`` (its index); the job puts the
+        frame's schedule values in ``item.facts["values"]``.
+        """
+        values = dict(item.facts.get("values") or {})
+        facts = dict(item.facts)
+        facts["frame"] = item.index
+        facts["values"] = values
+        if time is not None:
+            facts["time"] = str(time)
+        from dreamreel.metadata import png_info
+
+        data = png_bytes(item.image, png_info(item.parameters, item.recipe.to_dict(), facts))
+        write_atomic(self.frame_path(item.index), data)
+        record = FrameRecord(
+            index=item.index,
+            seed=item.seed,
+            file=frame_name(item.index),
+            sha256=hashlib.sha256(data).hexdigest(),
+            values=values,
+            time=time,
+        )
+        self._append(record.to_json())
+        return record
+
+    def _append(self, line: str) -> None:
+        path = self.folder / MANIFEST_NAME
+        try:
+            self._drop_torn_tail(path)
+            with open(path, "ab") as handle:
+                handle.write(line.encode("utf-8") + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise DreamreelError(f"could not append to {str(path)!r}: {exc.strerror or exc}") from exc
+        fsync_directory(self.folder)
+
+    @staticmethod
+    def _drop_torn_tail(path: Path) -> None:
+        """A line cut off by a crash has no newline; cut it away so the next line starts clean."""
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        with open(path, "rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            data = handle.read()
+            handle.truncate(data.rfind(b"\n") + 1)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def truncate(self, count: int) -> None:
+        """Keep only the first ``count`` finished frames in the manifest (a resume continues from there)."""
+        kept = [r.to_json() + "\n" for r in self.done()[:count]]
+        write_atomic(self.folder / MANIFEST_NAME, "".join(kept).encode("utf-8"))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def records(self) -> list[FrameRecord]:
+        """Every well-formed manifest line, in file order (a torn or damaged line is skipped)."""
+        path = self.folder / MANIFEST_NAME
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_bytes().split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                records.append(FrameRecord.from_json(line.decode("utf-8")))
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                continue
+        return records
+
+    def done(self) -> list[FrameRecord]:
+        """The frames safely finished: 0, 1, 2, ... each with its file present and its sha256 matching.
+
+        Stops at the first frame that is missing or damaged, so a resume starts there and every
+        earlier frame can be trusted. A later manifest line for an index wins (a re-rendered frame).
+        """
+        latest: dict[int, FrameRecord] = {}
+        for record in self.records():
+            latest[record.index] = record
+        finished: list[FrameRecord] = []
+        while (record := latest.get(len(finished))) is not None and self._intact(record):
+            finished.append(record)
+        return finished
+
+    def _intact(self, record: FrameRecord) -> bool:
+        path = self.folder / record.file
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
+        except OSError:
+            return False
+
+    def read_frame(self, index: int) -> Image.Image:
+        """A finished frame as an RGB picture (exactly what was rendered: PNG is lossless)."""
+        from PIL import Image
+
+        path = self.frame_path(index)
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except OSError as exc:
+            raise DreamreelError(f"frame {str(path)!r} cannot be read: {exc}") from exc
