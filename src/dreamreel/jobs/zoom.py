@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
+from dreamreel.jobs.runner import VideoJob, VideoPlan
 from dreamreel.recipe import MAX_SEED, MAX_STEPS, VideoRecipe, check_seed, register_recipe
 from dreamreel.schedule import PromptSchedule, Schedule, parse_prompts, parse_schedule
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from dreamreel.jobs.still import RenderedImage
     from dreamreel.model import LoadedModel
     from dreamreel.render import Conditioning, Renderer, StepCallback
+    from dreamreel.store import RunStore
 
 SEED_MODES = ("fixed", "iter", "random", "ladder", "alternate")
 COLOR_MATCH = ("none", "first", "previous")
@@ -430,3 +432,26 @@ def _render_frame(
         facts=facts,
     )
     return item, picture
+
+
+# -- wiring into the shared video runner -------------------------------------------------------
+
+
+def plan_zoom(recipe: ZoomRecipe) -> VideoPlan:
+    return VideoPlan(frames=recipe.frames, fps=recipe.frame_rate())
+
+
+def zoom_frames(
+    model: LoadedModel,
+    recipe: ZoomRecipe,
+    plan: VideoPlan,
+    *,
+    start: int,
+    store: RunStore,
+    on_step: StepCallback | None = None,
+) -> Iterator[RenderedImage]:
+    """The runner's entry point: continue from the finished frames on disk."""
+    return zoom(model, recipe, on_step, start=start, history=store.read_frame)
+
+
+ZOOM_JOB = VideoJob(name="zoom", plan=plan_zoom, frames=zoom_frames)

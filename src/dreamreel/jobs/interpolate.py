@@ -1,0 +1,257 @@
+"""Smooth videos: walk from keyframe to keyframe through the starting noise and the text embeddings.
+
+The experiment that failed for the guide ("tiny changes of the latents") works when the changes are
+made where Stable Diffusion is smooth: between two seeds we slerp their starting noise (spherical
+interpolation keeps the noise's length, so every in-between is still a plausible starting noise; a
+plain lerp shrinks it and gives washed-out frames), and between two prompts we lerp their embeddings.
+Each frame is then an ordinary txt2img from that noise and that conditioning, so the frame at a
+keyframe *is* plain txt2img of its prompt and seed, exactly, and neighbours differ only a little.
+
+Frames are independent of each other (no feedback), so a resume simply starts at the next frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dreamreel.errors import DreamreelError
+from dreamreel.jobs.runner import VideoJob, VideoPlan
+from dreamreel.recipe import VideoRecipe, check_prompt, check_seed, random_seeds, register_recipe
+
+if TYPE_CHECKING:
+    import torch
+
+    from dreamreel.jobs.still import RenderedImage
+    from dreamreel.model import LoadedModel
+    from dreamreel.render import Renderer, StepCallback
+    from dreamreel.store import RunStore
+
+EASINGS = ("linear", "smooth")
+MAX_BETWEEN = 10_000
+
+
+def ease(t: float, easing: str) -> float:
+    """linear: constant speed. smooth (smoothstep, ease-in-out): slow at each keyframe, so the film
+    rests on the keyframes' pictures and glides between them."""
+    if easing == "linear":
+        return t
+    if easing in ("smooth", "ease-in-out"):
+        return t * t * (3 - 2 * t)
+    raise DreamreelError(f"unknown --easing {easing!r}; choose one of {', '.join(EASINGS)}")
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors (t = 0 gives ``a`` itself, t = 1 ``b``)."""
+    import torch
+
+    if t == 0:
+        return a.clone()
+    if t == 1:
+        return b.clone()
+    a64, b64 = a.double().flatten(), b.double().flatten()
+    cos = torch.dot(a64, b64) / (a64.norm() * b64.norm())
+    theta = torch.arccos(cos.clamp(-1, 1))
+    if float(theta.sin().abs()) < 1e-6:  # (anti)parallel: the arc is a line
+        mixed = a64 + (b64 - a64) * t
+    else:
+        mixed = (torch.sin((1 - t) * theta) * a64 + torch.sin(t * theta) * b64) / theta.sin()
+    return mixed.view(a.shape).to(a.dtype)
+
+
+@register_recipe
+@dataclass(kw_only=True)
+class InterpolateRecipe(VideoRecipe):
+    """Keyframes are (prompt, seed) pairs; a list of length 1 is used for every keyframe."""
+
+    job: ClassVar[str] = "interpolate"
+
+    prompt: str = ""
+    prompts: list[str] = field(default_factory=list)  # empty: [prompt]
+    seeds: list[int] = field(default_factory=list)  # empty: random seeds, drawn and recorded
+    frames_between: int = 24
+    easing: str = "smooth"
+    loop: bool = False  # go back to the first keyframe at the end (a seamless loop)
+    batch: int = 1  # frames per UNet call (same pictures, faster on a GPU)
+
+    def validate(self) -> None:
+        if not self.prompts:
+            self.prompts = [self.prompt] if self.prompt else []
+        if not self.prompts:
+            raise DreamreelError("interpolate needs at least one --prompt")
+        for text in self.prompts:
+            check_prompt("prompt", text)
+        if not self.prompt:
+            self.prompt = self.prompts[0]
+        if not self.seeds:
+            self.seeds = random_seeds(1 if len(self.prompts) > 1 else 2)
+        count = self.keyframe_count()
+        if count < 2:
+            raise DreamreelError("interpolate needs two keyframes: give two or more --prompt or --seed")
+        for name, items in (("--prompt", self.prompts), ("--seed", self.seeds)):
+            if len(items) not in (1, count):
+                raise DreamreelError(
+                    f"{len(items)} {name} values for {count} keyframes: give one (used for all) or {count}"
+                )
+        for seed in self.seeds:
+            check_seed(seed)
+        if not isinstance(self.frames_between, int) or not 0 <= self.frames_between <= MAX_BETWEEN:
+            raise DreamreelError(f"--frames-between must be a whole number from 0 to {MAX_BETWEEN}")
+        ease(0.5, self.easing)
+        if not isinstance(self.batch, int) or not 1 <= self.batch <= 64:
+            raise DreamreelError(f"--batch must be from 1 to 64, got {self.batch!r}")
+        super().validate()
+
+    def keyframe_count(self) -> int:
+        return max(len(self.prompts), len(self.seeds))
+
+    def keyframe(self, k: int) -> tuple[str, int]:
+        k %= self.keyframe_count()
+        prompt = self.prompts[k] if len(self.prompts) > 1 else self.prompts[0]
+        seed = self.seeds[k] if len(self.seeds) > 1 else self.seeds[0]
+        return prompt, seed
+
+    @property
+    def total_frames(self) -> int:
+        count = self.keyframe_count()
+        segments = count if self.loop else count - 1
+        return segments * (self.frames_between + 1) + (0 if self.loop else 1)
+
+    def position(self, index: int) -> tuple[int, float]:
+        """Frame ``index`` -> (keyframe it starts from, eased fraction of the way to the next)."""
+        k, j = divmod(index, self.frames_between + 1)
+        return k, ease(j / (self.frames_between + 1), self.easing)
+
+
+def interpolate(
+    model: LoadedModel,
+    recipe: InterpolateRecipe,
+    on_step: StepCallback | None = None,
+    *,
+    start: int = 0,
+) -> Iterator[RenderedImage]:
+    """Yield frames ``start`` .. the last; each is txt2img from interpolated noise and conditioning."""
+    import torch
+
+    from dreamreel.render import Renderer
+
+    recipe.validate()
+    renderer = Renderer(model, recipe.scheduler)
+    width = recipe.width or model.native_size
+    height = recipe.height or model.native_size
+    noises: dict[int, torch.Tensor] = {}
+
+    def noise_of(seed: int) -> torch.Tensor:
+        if seed not in noises:
+            noises[seed] = renderer.initial_noise(seed, width, height)
+        return noises[seed]
+
+    indices = list(range(start, recipe.total_frames))
+    for first in range(0, len(indices), recipe.batch):
+        chunk = indices[first : first + recipe.batch]
+        plans = [_frame_inputs(renderer, recipe, index, noise_of) for index in chunk]
+        pictures = renderer.generate(
+            [p["cond"] for p in plans],
+            [p["seed"] for p in plans],
+            steps=recipe.steps,
+            guidance=recipe.guidance,
+            width=width,
+            height=height,
+            noise=torch.cat([p["noise"] for p in plans]),
+            on_step=on_step,
+        )
+        for index, plan, picture in zip(chunk, plans, pictures, strict=True):
+            yield _describe(model, renderer, recipe, index, plan, picture.unsqueeze(0), width, height)
+
+
+def _frame_inputs(renderer: Renderer, recipe: InterpolateRecipe, index: int, noise_of: Any) -> dict[str, Any]:
+    k, t = recipe.position(index)
+    prompt_a, seed_a = recipe.keyframe(k)
+    prompt_b, seed_b = recipe.keyframe(k + 1)
+    cond = renderer.encode(prompt_a, recipe.negative)
+    if t > 0 and prompt_b != prompt_a:
+        cond = cond.lerp(renderer.encode(prompt_b, recipe.negative), t)
+    noise = noise_of(seed_a) if t == 0 or seed_b == seed_a else slerp(noise_of(seed_a), noise_of(seed_b), t)
+    # The generator of the keyframe's seed drives any stochastic sampler steps, as in plain txt2img.
+    return {
+        "cond": cond,
+        "noise": noise,
+        "seed": seed_a,
+        "k": k,
+        "t": t,
+        "prompts": (prompt_a, prompt_b),
+        "seeds": (seed_a, seed_b),
+    }
+
+
+def _describe(
+    model: LoadedModel,
+    renderer: Renderer,
+    recipe: InterpolateRecipe,
+    index: int,
+    plan: dict[str, Any],
+    picture: torch.Tensor,
+    width: int,
+    height: int,
+) -> RenderedImage:
+    from dreamreel.images import tensor_to_pil
+    from dreamreel.jobs.still import RenderedImage
+    from dreamreel.metadata import a1111_params, format_parameters
+
+    t = plan["t"]
+    prompt_a, prompt_b = plan["prompts"]
+    seed_a, seed_b = plan["seeds"]
+    extra: dict[str, Any] = {"Frame": index}
+    if t > 0:
+        extra.update({"Interpolation": round(t, 6), "Next seed": seed_b})
+    params = a1111_params(
+        steps=recipe.steps,
+        sampler=renderer.scheduler_name,
+        guidance=recipe.guidance,
+        seed=seed_a,
+        width=width,
+        height=height,
+        model_hash=model.model_hash,
+        model=model.name,
+        extra=extra,
+    )
+    facts: dict[str, Any] = {
+        "frame": index,
+        "seed": seed_a,
+        "values": {"keyframe": plan["k"], "t": round(t, 9), "seed_next": seed_b},
+        "prompt": prompt_a,
+        "model_hash": model.model_hash,
+    }
+    if t > 0 and prompt_b != prompt_a:
+        facts["prompt_next"] = prompt_b
+    return RenderedImage(
+        index=index,
+        seed=seed_a,
+        image=tensor_to_pil(picture)[0],
+        recipe=recipe,
+        parameters=format_parameters(prompt_a, recipe.negative, params),
+        facts=facts,
+    )
+
+
+# -- wiring into the shared video runner -------------------------------------------------------
+
+
+def plan_interpolate(recipe: InterpolateRecipe) -> VideoPlan:
+    return VideoPlan(frames=recipe.total_frames, fps=recipe.frame_rate())
+
+
+def interpolate_frames(
+    model: LoadedModel,
+    recipe: InterpolateRecipe,
+    plan: VideoPlan,
+    *,
+    start: int,
+    store: RunStore,
+    on_step: StepCallback | None = None,
+) -> Iterator[RenderedImage]:
+    return interpolate(model, recipe, on_step, start=start)
+
+
+INTERPOLATE_JOB = VideoJob(name="interpolate", plan=plan_interpolate, frames=interpolate_frames)
