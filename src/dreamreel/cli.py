@@ -247,3 +247,5 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+import dreamreel.cli_anim  # noqa: E402, F401  (registers zoom, interpolate, run on `cli`)
