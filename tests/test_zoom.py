@@ -1,0 +1,149 @@
+"""The zoom film: a tiny 24-frame run with every treatment on, determinism, reversal, checks."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dreamreel.errors import DreamreelError
+from dreamreel.jobs.zoom import ZOOM_JOB, ZoomRecipe, frame_seed, zoom
+
+FRAMES = 24
+
+
+def everything_on(target: Path, **changes) -> ZoomRecipe:
+    settings = dict(
+        prompts="0:a funny cat covered in neon cloth and neon light, 12:a funny dog covered in cloth",
+        prompt_blend=True,
+        model="tiny",
+        device="cpu",
+        dtype="fp32",
+        width=32,
+        height=32,
+        steps="0:(4), 12:(6)",
+        guidance="0:(8.5), max_f:(6)",
+        strength="0:(0.5), 6:(0.5+0.1*sin(t/3))",
+        frames=FRAMES,
+        zoom="0:(1.05), 12:(1.0+0.02*sin(t/2))",
+        angle="0:(2), 12:(-2)",
+        tx=1,
+        ty="0:(-1)",
+        border="wrap",
+        blend_back=0.9,
+        grayscale=True,
+        tint="brown:0.1",
+        color_match="first",
+        color_strength=0.5,
+        contrast=1.05,
+        noise="0:(0.02), max_f:(0)",
+        seed_mode="iter",
+        output=str(target),
+    )
+    settings.update(changes)
+    return ZoomRecipe(**settings)
+
+
+@pytest.fixture(scope="module")
+def zoom_run(tiny_model, tmp_path_factory):
+    from dreamreel.jobs.runner import run_video_job
+    from dreamreel.store import RunStore
+
+    folder = tmp_path_factory.mktemp("zoom")
+    recipe = everything_on(folder / "film.mp4")
+    video = run_video_job(ZOOM_JOB, recipe, quiet=True, model=tiny_model, echo=lambda m: None)
+    return recipe, RunStore.open(recipe.run_dir), video
+
+
+def pixels(image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+def test_every_treatment_runs_and_records_its_values(zoom_run):
+    _recipe, store, video = zoom_run
+    records = store.done()
+    assert len(records) == FRAMES and Path(video).is_file()
+    assert [r.seed for r in records] == list(range(1, FRAMES + 1))  # seed mode iter from seed 1
+    assert records[0].values["zoom"] == pytest.approx(1.05)
+    assert records[12].values["steps"] == 6 and records[0].values["steps"] == 4
+    assert records[FRAMES - 1].values["guidance"] == pytest.approx(6)
+    # Frames differ from each other (the loop moves) and are not blank.
+    frames = [pixels(store.read_frame(i)) for i in range(FRAMES)]
+    assert all(np.abs(a - b).mean() > 0.5 for a, b in itertools.pairwise(frames))
+    assert all(f.std() > 1 for f in frames)
+
+
+def test_frame_k_equals_the_frame_rendered_alone_from_the_run(zoom_run, tiny_model):
+    """A frame is a pure function of the recipe on disk and the earlier frames' PNGs (exact resume)."""
+    _, store, _ = zoom_run
+    recipe = store.recipe()  # read back from recipe.toml, as a resume would
+    assert isinstance(recipe, ZoomRecipe)
+    for k in (1, 13):
+        alone = next(zoom(tiny_model, recipe, start=k, history=store.read_frame))
+        record = store.done()[k]
+        assert alone.seed == record.seed
+        assert alone.facts["values"] == record.values
+        assert np.array_equal(pixels(alone.image), pixels(store.read_frame(k)))
+
+
+def test_reverse_plays_exactly_the_reversed_frames(zoom_run, tmp_path):
+    from dreamreel.jobs.runner import encode_run
+    from dreamreel.video import read_frames
+
+    recipe, store, video = zoom_run
+    plan = ZOOM_JOB.plan(recipe)
+    backwards = encode_run(
+        store, recipe.replace(reverse=True, output=str(tmp_path / "back.mp4")), plan, quiet=True
+    )
+    forward = [pixels(f.image) for f in read_frames(video)]
+    reverse = [pixels(f.image) for f in read_frames(backwards)]
+    assert len(forward) == len(reverse) == FRAMES
+    for i, picture in enumerate(reverse):
+        distances = [np.abs(picture - other).mean() for other in forward]
+        # H.264 is lossy, so match by nearest picture: frame i of the reversed film is frame N-1-i.
+        assert int(np.argmin(distances)) == FRAMES - 1 - i
+
+
+def test_seed_modes():
+    assert [frame_seed(5, n, "fixed") for n in range(4)] == [5, 5, 5, 5]
+    assert [frame_seed(5, n, "iter") for n in range(4)] == [5, 6, 7, 8]
+    assert [frame_seed(5, n, "ladder") for n in range(6)] == [5, 7, 6, 8, 7, 9]
+    assert [frame_seed(5, n, "alternate") for n in range(4)] == [5, 6, 5, 6]
+    randoms = [frame_seed(5, n, "random") for n in range(50)]
+    assert randoms == [frame_seed(5, n, "random") for n in range(50)] and len(set(randoms)) == 50
+    assert frame_seed(2**32 - 1, 1, "iter") == 0  # wraps into the 32-bit seed range
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"zoom": "0:(1.0), 10:(__import__('os'))"}, "bad zoom schedule"),
+        ({"strength": "where(t == 10, 0, 0.5)"}, "frame 10: strength 0 must be in"),
+        ({"strength": "0.1", "steps": 5}, "0 denoising steps"),
+        ({"tint": "brown"}, "COLOR:AMOUNT"),
+        ({"tint": "mauvish:0.2"}, "unknown colour"),
+        ({"border": "mirror"}, "--border"),
+        ({"seed_mode": "sometimes"}, "--seed-mode"),
+        ({"frames": 0}, "--frames"),
+        ({"prompts": "", "prompt": ""}, "needs a PROMPT"),
+        ({"prompts": "10:a cat, 5:a dog"}, "must increase"),
+        ({"start": "missing.png"}, "missing.png"),
+        ({"output": "film.avi"}, "must end in"),
+        ({"steps": "where(t == 5, 0, 4)"}, "frame 5: steps 0"),
+        ({"zoom": "where(t == 5, -1, 1)"}, "frame 5: zoom -1 must be > 0"),
+    ],
+)
+def test_bad_settings_refused_before_any_model_loads(changes, message, tmp_path):
+    recipe = everything_on(tmp_path / "x.mp4", **changes)
+    with pytest.raises(DreamreelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        recipe.validate()
+
+
+def test_plain_numbers_everywhere_and_guide_defaults(tmp_path):
+    recipe = ZoomRecipe(prompt="a cat", model="tiny", output=str(tmp_path / "a.mp4"))
+    recipe.validate()
+    v = recipe.values_at(0)
+    assert (recipe.seed, v["guidance"], v["strength"], v["steps"]) == (1, 8.5, 0.5, 50)
+    assert recipe.frame_rate() == 12
