@@ -233,13 +233,12 @@ def _check_frame(n: int, v: dict[str, float], *, first: bool) -> None:
                 f"strength {v['strength']:g} with {v['steps']} steps runs int({v['steps']} x "
                 f"{v['strength']:g}) = 0 denoising steps; raise steps or strength"
             )
-    for name in ("blend_back", "color_strength", "noise"):
-        if not 0 <= v[name] <= 1 and name != "noise":
+    for name in ("blend_back", "color_strength"):
+        if not 0 <= v[name] <= 1:
             raise bad(f"{name} {v[name]:g} must be from 0 to 1")
-    if v["noise"] < 0:
-        raise bad(f"noise {v['noise']:g} must be >= 0")
-    if v["contrast"] < 0:
-        raise bad(f"contrast {v['contrast']:g} must be >= 0")
+    for name in ("noise", "contrast"):
+        if v[name] < 0:
+            raise bad(f"{name} {v[name]:g} must be >= 0")
 
 
 # -- the job ----------------------------------------------------------------------------------
