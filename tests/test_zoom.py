@@ -147,3 +147,14 @@ def test_plain_numbers_everywhere_and_guide_defaults(tmp_path):
     v = recipe.values_at(0)
     assert (recipe.seed, v["guidance"], v["strength"], v["steps"]) == (1, 8.5, 0.5, 50)
     assert recipe.frame_rate() == 12
+
+
+def test_prompts_from_a_file_are_written_into_the_recipe(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# the film's story\n0: a cat, in neon\n10: a dog\n", encoding="utf-8")
+    recipe = ZoomRecipe(prompts=str(prompts), model="tiny", frames=20, output=str(tmp_path / "p.mp4"))
+    recipe.validate()
+    assert recipe.prompts == "0: a cat, in neon, 10: a dog"
+    assert recipe.prompt_schedule().prompts == ["a cat, in neon", "a dog"]
+    with pytest.raises(DreamreelError, match="must be a number or a schedule"):
+        ZoomRecipe(prompt="a", model="tiny", zoom=[1, 2], output=str(tmp_path / "q.mp4")).validate()

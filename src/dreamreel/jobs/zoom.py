@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from dreamreel.render import Conditioning, Renderer, StepCallback
     from dreamreel.store import RunStore
 
+MAX_FRAMES = 100_000
 SEED_MODES = ("fixed", "iter", "random", "ladder", "alternate")
 COLOR_MATCH = ("none", "first", "previous")
 BORDERS = ("replicate", "reflect", "wrap")
@@ -125,8 +126,14 @@ class ZoomRecipe(VideoRecipe):
         # every frame of every schedule below.
         for name in SCHEDULED:
             self.schedule(name)
-        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
-            raise DreamreelError(f"--frames must be a whole number >= 1, got {self.frames!r}")
+        if (
+            not isinstance(self.frames, int)
+            or isinstance(self.frames, bool)
+            or not 1 <= self.frames <= MAX_FRAMES
+        ):
+            raise DreamreelError(
+                f"--frames must be a whole number from 1 to {MAX_FRAMES}, got {self.frames!r}"
+            )
         check_seed(self.seed)
         if self.seed_mode not in SEED_MODES:
             raise DreamreelError(
@@ -138,6 +145,7 @@ class ZoomRecipe(VideoRecipe):
         self.scheduler = probe.scheduler
         if not self.prompt.strip() and not self.prompts.strip():
             raise DreamreelError("zoom needs a PROMPT or --prompts")
+        self.prompts = self._prompts_text()  # a file's prompts go into the recipe: re-runs need no file
         self.prompt_schedule()
         for name, allowed in (
             ("border", BORDERS),
@@ -159,7 +167,10 @@ class ZoomRecipe(VideoRecipe):
             _check_frame(n, frame, first=n == 0 and self.start == "txt2img")
 
     def schedule(self, name: str) -> Schedule:
-        return _parsed(getattr(self, name), name)
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise DreamreelError(f"--{name.replace('_', '-')} must be a number or a schedule, got {value!r}")
+        return _parsed(value, name)
 
     def seed_at(self, index: int) -> int:
         return frame_seed(self.seed, index, self.seed_mode)
@@ -174,15 +185,19 @@ class ZoomRecipe(VideoRecipe):
     def all_values(self) -> list[dict[str, float]]:
         return [self.values_at(n) for n in range(self.frames)]
 
-    def prompt_schedule(self) -> PromptSchedule:
-        text = self.prompts or self.prompt
-        if self.prompts and "\n" not in self.prompts and Path(self.prompts).suffix == ".txt":
-            path = Path(self.prompts)
-            if not path.is_file():
-                raise DreamreelError(f"--prompts file {self.prompts!r} does not exist")
+    def _prompts_text(self) -> str:
+        """``prompts`` itself, or the keyframe lines of the .txt file it names, joined."""
+        if not self.prompts or "\n" in self.prompts or Path(self.prompts).suffix.lower() != ".txt":
+            return self.prompts
+        path = Path(self.prompts)
+        try:
             lines = path.read_text(encoding="utf-8").splitlines()
-            text = ", ".join(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-        schedule = parse_prompts(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DreamreelError(f"--prompts file {self.prompts!r} cannot be read: {exc}") from exc
+        return ", ".join(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+    def prompt_schedule(self) -> PromptSchedule:
+        schedule = parse_prompts(self.prompts or self.prompt)
         schedule.frames(self.frames - 1)
         return schedule
 
