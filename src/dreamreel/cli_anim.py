@@ -161,6 +161,9 @@ def interpolate(
     fields.update(_given(options, (*VIDEO_FIELDS, "frames_between", "easing", "loop", "batch")))
     seed_values = parse_seeds(seed_list) if seed_list else list(seeds)
     recipe = InterpolateRecipe(prompts=all_prompts, seeds=seed_values, **fields)
+    if not seed_values:
+        recipe.validate()  # draws the random seeds, announced so the film can be made again
+        click.echo(f"seeds: {', '.join(map(str, recipe.seeds))}", err=True)
     _run_video(recipe, options["quiet"])
 
 
