@@ -266,3 +266,9 @@ def video_job(name: str) -> Any:
         if isinstance(value, VideoJob) and value.name == name:
             return value
     raise DreamreelError(f"{name} is not a video job")
+
+
+# Every job's recipe class registers itself on import; with all of them known, any command that
+# reads a recipe back (run, resume, info on a run folder) understands every job. Job modules import
+# no torch at the top, so this stays cheap for `dreamreel --help`.
+load_job_modules()
