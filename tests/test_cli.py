@@ -82,7 +82,17 @@ def test_rerender_reproduces_and_overrides_steps(tmp_path, capsys):
 
 
 def test_img2img_and_its_rerender(tmp_path, capsys, sample_picture):
-    args = ["img2img", "a red square", "--image", str(sample_picture), "--strength", "0.5", *TINY, "--seed", "3"]
+    args = [
+        "img2img",
+        "a red square",
+        "--image",
+        str(sample_picture),
+        "--strength",
+        "0.5",
+        *TINY,
+        "--seed",
+        "3",
+    ]
     code, _, err = run([*args, "--out", str(tmp_path / "a")], capsys)
     assert code == 0
     assert "3 denoising steps run" in err  # int(6 x 0.5)
@@ -104,7 +114,9 @@ def test_rerender_reads_an_a1111_picture(tmp_path, capsys):
     )
     source = tmp_path / "a1111.png"
     Image.new("RGB", (64, 72)).save(source, pnginfo=info)
-    code, _, err = run(["rerender", str(source), "--model", "tiny", "--quiet", "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run(
+        ["rerender", str(source), "--model", "tiny", "--quiet", "--out", str(tmp_path / "o")], capsys
+    )
     assert code == 0, err
     made = Image.open(tmp_path / "o" / "00000-42.png")
     assert made.size == (64, 72)
@@ -112,7 +124,20 @@ def test_rerender_reads_an_a1111_picture(tmp_path, capsys):
 
 
 def test_progress_bars_and_quiet(tmp_path, capsys):
-    args = ["txt2img", "x", "--model", "tiny", "--steps", "3", "--seeds", "1-2", "--width", "64", "--height", "64"]
+    args = [
+        "txt2img",
+        "x",
+        "--model",
+        "tiny",
+        "--steps",
+        "3",
+        "--seeds",
+        "1-2",
+        "--width",
+        "64",
+        "--height",
+        "64",
+    ]
     _, _, err = run([*args, "--out", str(tmp_path / "loud")], capsys)
     assert "steps" in err and "images" in err
     _, out, err = run([*args, "--quiet", "--out", str(tmp_path / "quiet")], capsys)
@@ -146,7 +171,9 @@ def test_bad_input_one_line_exit_2_before_model_loads(
     truncated.write_bytes(sample_picture.read_bytes()[:200])
     places = {"{text}": str(text), "{truncated}": str(truncated), "{picture}": str(sample_picture)}
     args = [places.get(a, a) for a in args]
-    code, _, err = run([*args, "--model", "tiny"] if "--model" not in args and args[0] != "info" else args, capsys)
+    code, _, err = run(
+        [*args, "--model", "tiny"] if "--model" not in args and args[0] != "info" else args, capsys
+    )
     assert code == 2
     assert message in err
     assert err.startswith("error: ") and err.count("\n") == 1  # one line, no traceback
