@@ -29,7 +29,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def resumable(resume_command: str) -> Iterator[None]:
-    """Run a render; on Ctrl-C or SIGTERM raise Interrupted naming ``resume_command``."""
+    """Run a render; on Ctrl-C, SIGTERM or a DreamreelError mid-render, say how to resume."""
     previous = signal.getsignal(signal.SIGTERM)
     installed = False
     try:
@@ -39,6 +39,12 @@ def resumable(resume_command: str) -> Iterator[None]:
         pass
     try:
         yield
+    except Interrupted:
+        raise
+    except DreamreelError as exc:  # a full disk, a read-only folder, a broken decode: work so far is kept
+        raise DreamreelError(
+            f"{exc}; finished work is kept. Resume with: {resume_command}", exit_code=exc.exit_code
+        ) from exc
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; finished work is saved. Resume with: {resume_command}", exit_code=130
