@@ -158,3 +158,18 @@ def test_prompts_from_a_file_are_written_into_the_recipe(tmp_path):
     assert recipe.prompt_schedule().prompts == ["a cat, in neon", "a dog"]
     with pytest.raises(DreamreelError, match="must be a number or a schedule"):
         ZoomRecipe(prompt="a", model="tiny", zoom=[1, 2], output=str(tmp_path / "q.mp4")).validate()
+
+
+def test_start_from_txt2img_or_an_image(tiny_model, sample_picture, tmp_path):
+    from dreamreel.jobs.txt2img import txt2img
+    from dreamreel.recipe import Txt2ImgRecipe
+
+    size = dict(model="tiny", device="cpu", dtype="fp32", steps=4, guidance=7.5)
+    recipe = ZoomRecipe(prompt="a cat", start="txt2img", frames=2, width=32, height=32, seed=9, **size)
+    first = next(zoom(tiny_model, recipe.replace(output=str(tmp_path / "a.mp4"))))
+    plain = next(txt2img(tiny_model, Txt2ImgRecipe(prompt="a cat", seeds=[9], width=32, height=32, **size)))
+    assert np.array_equal(pixels(first.image), pixels(plain.image))
+    assert first.facts["effective_steps"] == 4
+    from_image = ZoomRecipe(prompt="a cat", start=str(sample_picture), frames=2, width=32, **size)
+    frames = list(zoom(tiny_model, from_image.replace(output=str(tmp_path / "b.mp4"))))
+    assert frames[1].image.size == (32, 24)  # the 96x64 picture's aspect, in multiples of 8
