@@ -185,3 +185,28 @@ def test_plain_prompt_with_colons_and_weights_stays_one_prompt():
 def test_prompt_keys_out_of_order_refused():
     with pytest.raises(ScheduleError, match="must increase"):
         parse_prompts("30:a cat, 0:a dog")
+
+
+# -- fuzzing: whatever the text, the only failure is a ScheduleError ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PIECES = st.sampled_from(
+    ["0", "1", "10", "max_f", "t", "s", "pi", ":", ",", "(", ")", "+", "-", "*", "/", "%", "**", "<", "==",
+     "sin(", "where(", "log(", "exp(", "1e308", ".", " ", "__class__", "[", "]", "'a'", "lambda", "9" * 30]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.lists(PIECES, max_size=14).map("".join)))
+def test_any_text_parses_or_is_refused_cleanly(text):
+    try:
+        schedule = parse_schedule(text, "fuzz")
+    except ScheduleError:
+        return
+    try:
+        got = schedule.values(4, seed=3)
+    except ScheduleError:
+        return
+    assert all(isinstance(v, float) and math.isfinite(v) for v in got)

@@ -26,7 +26,7 @@ from dreamreel.errors import DreamreelError
 
 MAX_TEXT = 10_000  # characters in one schedule
 MAX_NODES = 400  # syntax-tree nodes in one expression
-MAX_DEPTH = 40  # nesting depth of one expression
+MAX_DEPTH = 100  # nesting depth of one expression (a+b+c+... nests to the left)
 MAX_CONST_EXPONENT = 100.0  # x ** 1000 is never meant; a non-constant exponent is checked per frame
 
 VARIABLES = ("t", "max_f", "s")
