@@ -245,5 +245,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+from dreamreel import cli_video  # noqa: E402,F401  (registers the video commands)
+
 if __name__ == "__main__":
-    main()
+    # Run the module proper (``dreamreel.cli``), whose group every command module registered on.
+    from dreamreel.cli import main as _main
+
+    _main()
