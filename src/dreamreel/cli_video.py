@@ -85,3 +85,37 @@ def sweep(prompt: str, **options: Any) -> None:
     _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)
     if not options["quiet"]:
         click.echo(f"contact sheet: {sheet_path(recipe)}", err=True)
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--video", "-v", required=True, help="The source video.")
+@click.option("--strength", type=float, help="0 keeps each frame, 1 ignores it (default 0.5).")
+@click.option("--seed-mode", type=click.Choice(["fixed", "iter"]), help="fixed (default, steadier) or iter.")
+@click.option("--start", type=float, help="Start this many seconds into the source.")
+@click.option("--end", type=float, help="Stop at this many seconds into the source.")
+@click.option("--every", type=int, help="Take every Nth frame (default 1).")
+@click.option(
+    "--color-match",
+    type=click.Choice(["none", "source", "first"]),
+    help="Pull colours toward each source frame or the first output (LAB; default none).",
+)
+@click.option("--color-strength", type=float, help="How far --color-match pulls, 0 to 1 (default 1).")
+@click.option("--feedback", type=float, help="Blend the previous output into the next input (0 to 1).")
+@click.option("--batch", type=int, help="Frames per UNet call (same output as 1; more memory).")
+@click.option("--mute", is_flag=True, default=None, help="Leave the source's sound out.")
+@video_options
+@common_options
+def vid2vid(prompt: str, **options: Any) -> None:
+    """Every frame of a video through img2img: same timing, same sound, upright.
+
+    dreamreel vid2vid "a watercolour painting" --video phone.mp4 --strength 0.4 -o painted.mp4
+    """
+    from dreamreel.jobs.vid2vid import JOB
+    from dreamreel.recipe import Vid2VidRecipe
+
+    fields = _video_fields(options)
+    names = ("strength", "seed_mode", "start", "end", "every", "color_match", "color_strength")
+    fields.update(_given(options, (*names, "feedback", "batch", "mute")))
+    recipe = Vid2VidRecipe(prompt=prompt, video=options["video"], **fields)
+    _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)

@@ -384,4 +384,80 @@ class SweepRecipe(VideoRecipe):
         return Txt2ImgRecipe(**settings)
 
 
-RECIPES.update({r.job: r for r in (SweepRecipe,)})
+COLOR_MATCH_MODES = ("none", "source", "first")
+SEED_MODES = ("fixed", "iter")
+MAX_BATCH = 64
+
+
+@dataclass(kw_only=True)
+class Vid2VidRecipe(VideoRecipe):
+    """Every frame of a video through img2img; the source's rate, timestamps and sound kept.
+
+    ``fps`` None keeps the source's exact timing (a number retimes the frames to that rate). Sizes:
+    neither given, the source's aspect at about the model's native size; one given, the other follows
+    the aspect; both given, the frames are cropped to fill them. Always multiples of 8.
+    """
+
+    job: ClassVar[str] = "vid2vid"
+
+    video: str = ""
+    fps: str | int | float | None = None
+    strength: float = 0.5
+    seed: int | None = None  # None: one random seed, drawn and recorded
+    seed_mode: str = "fixed"  # fixed: one seed for all frames (steadier); iter: seed + frame
+    start: float | None = None  # seconds into the source
+    end: float | None = None
+    every: int = 1
+    color_match: str = "none"  # none | source (each frame to its source frame) | first (to output 0)
+    color_strength: float = 1.0
+    feedback: float = 0.0  # blend the previous output into the next input by this much
+    batch: int = 1
+    mute: bool = False  # leave the source's sound out
+
+    def validate(self) -> None:
+        super().validate()
+        if self.seed is None:
+            self.seed = random_seeds(1)[0]
+        check_seed(self.seed)
+        check_strength(self.strength, self.steps)
+        if self.seed_mode not in SEED_MODES:
+            raise DreamreelError(
+                f"unknown --seed-mode {self.seed_mode!r}; choose one of {', '.join(SEED_MODES)}"
+            )
+        if not isinstance(self.every, int) or self.every < 1:
+            raise DreamreelError(f"--every must be a whole number of at least 1, got {self.every}")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise DreamreelError(f"--{name} must be seconds >= 0, got {value}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise DreamreelError(f"--end {self.end} must come after --start {self.start}")
+        if self.color_match not in COLOR_MATCH_MODES:
+            raise DreamreelError(
+                f"unknown --color-match {self.color_match!r}; choose one of {', '.join(COLOR_MATCH_MODES)}"
+            )
+        for name, value in (("color-strength", self.color_strength), ("feedback", self.feedback)):
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise DreamreelError(f"--{name} must be between 0 and 1, got {value}")
+        if not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_BATCH:
+            raise DreamreelError(f"--batch must be from 1 to {MAX_BATCH}, got {self.batch}")
+        if self.batch > 1 and self.feedback > 0:
+            raise DreamreelError(
+                "--batch needs independent frames, but --feedback chains each to the one before"
+            )
+        if not self.video:
+            raise DreamreelError("vid2vid needs --video")
+        from dreamreel.video import probe_video
+
+        info = probe_video(self.video)
+        if self.start is not None and info.duration is not None and self.start >= info.duration:
+            raise DreamreelError(
+                f"--start {self.start} is past the end of {self.video!r} ({info.duration:.2f}s)"
+            )
+
+    def frame_seed(self, index: int) -> int:
+        """Frame ``index``'s seed: a pure function of the base seed, the index and the seed mode."""
+        assert self.seed is not None
+        return self.seed if self.seed_mode == "fixed" else (self.seed + index) % (MAX_SEED + 1)
+
+
+RECIPES.update({r.job: r for r in (SweepRecipe, Vid2VidRecipe)})
