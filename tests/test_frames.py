@@ -132,14 +132,8 @@ def test_noise_is_seeded_and_inputs_unchanged():
     assert torch.equal(img, torch.full((1, 3, 16, 16), 0.5))
 
 
-def test_lab_round_trip_and_known_values():
+def test_hsv_round_trip():
     img = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
-    assert torch.allclose(frames.lab_to_rgb(frames.rgb_to_lab(img)), img, atol=1e-4)
-    white = frames.rgb_to_lab(torch.ones(1, 3, 1, 1))[0, :, 0, 0]
-    assert torch.allclose(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.05)
-    # sRGB red is L*a*b* (53.24, 80.09, 67.20) (Bruce Lindbloom's calculator)
-    red = frames.rgb_to_lab(torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1))[0, :, 0, 0]
-    assert torch.allclose(red, torch.tensor([53.24, 80.09, 67.20]), atol=0.05)
     assert torch.allclose(frames.hsv_to_rgb(frames.rgb_to_hsv(img)), img, atol=1e-5)
 
 

@@ -282,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    main()
+from dreamreel import cli_anim, cli_video  # noqa: E402,F401  (they register their commands on `cli`)
 
-import dreamreel.cli_anim  # noqa: E402, F401  (registers zoom, interpolate, run on `cli`)
+if __name__ == "__main__":
+    # Run the module proper (``dreamreel.cli``), whose group every command module registered on.
+    from dreamreel.cli import main as _main
+
+    _main()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from dreamreel.errors import DreamreelError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 BORDERS = ("replicate", "reflect", "wrap")
@@ -128,48 +129,6 @@ def add_noise(images: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
 
 # -- colour spaces --------------------------------------------------------------------------
 
-_RGB_TO_XYZ = (
-    (0.4124564, 0.3575761, 0.1804375),
-    (0.2126729, 0.7151522, 0.0721750),
-    (0.0193339, 0.1191920, 0.9503041),
-)
-_WHITE = (0.95047, 1.0, 1.08883)  # D65
-
-
-def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:
-    """sRGB [0, 1] -> CIE L*a*b* (D65): L in [0, 100], a/b about [-128, 127]."""
-    import torch
-
-    x = images.float()
-    linear = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
-    m = torch.tensor(_RGB_TO_XYZ, dtype=x.dtype, device=x.device)
-    xyz = torch.einsum("ij,bjhw->bihw", m, linear)
-    xyz = xyz / torch.tensor(_WHITE, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    eps = 216 / 24389
-    f = torch.where(xyz > eps, xyz.clamp(min=eps) ** (1 / 3), (24389 / 27 * xyz + 16) / 116)
-    lum = 116 * f[:, 1:2] - 16
-    a = 500 * (f[:, 0:1] - f[:, 1:2])
-    b = 200 * (f[:, 1:2] - f[:, 2:3])
-    return torch.cat([lum, a, b], dim=1)
-
-
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """CIE L*a*b* (D65) -> sRGB [0, 1] (clamped)."""
-    import torch
-
-    fy = (lab[:, 0:1] + 16) / 116
-    fx = fy + lab[:, 1:2] / 500
-    fz = fy - lab[:, 2:3] / 200
-    f = torch.cat([fx, fy, fz], dim=1)
-    eps = 6 / 29
-    xyz = torch.where(f > eps, f**3, (116 * f - 16) * 27 / 24389)
-    xyz = xyz * torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
-    m = torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64)).to(lab.dtype).to(lab.device)
-    linear = torch.einsum("ij,bjhw->bihw", m, xyz).clamp(0, 1)
-    gamma = 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055
-    srgb = torch.where(linear > 0.0031308, gamma, 12.92 * linear)
-    return srgb.clamp(0, 1)
-
 
 def rgb_to_hsv(images: torch.Tensor) -> torch.Tensor:
     """RGB [0, 1] -> HSV with hue in [0, 1)."""
@@ -204,7 +163,9 @@ def color_match(
 
     A statistics transfer (Reinhard et al.) rather than histogram matching: it cannot posterise or
     collapse to flat colour against a low-variety reference (A1111 #1096). ``strength`` 0 keeps the
-    picture, 1 applies the full transfer. In ``hsv`` the hue is turned by the circular mean difference.
+    picture, 1 applies the full transfer. ``lab`` is the project's one LAB transfer (colour.py, shared
+    with vid2vid; it works on 8-bit pictures); ``rgb`` transfers the channels directly; in ``hsv``
+    saturation and value are transferred and the hue turned by the circular mean difference.
     """
     import torch
 
@@ -214,17 +175,31 @@ def color_match(
         return images
     ref = reference.to(images.device, torch.float32).expand(images.shape[0], -1, -1, -1)
     x = images.float()
+    if space == "lab":
+        from dreamreel.colour import color_match as lab_transfer
+
+        matched = [lab_transfer(_to_uint8(p), _to_uint8(r), strength) for p, r in zip(x, ref, strict=True)]
+        out = torch.stack([torch.from_numpy(m).permute(2, 0, 1) for m in matched]).float() / 255
+        return out.to(images.device, images.dtype)
     if space == "hsv":
         src, dst = rgb_to_hsv(x), rgb_to_hsv(ref)
         turn = _circular_mean(dst[:, 0]) - _circular_mean(src[:, 0])
         hue = (src[:, 0:1] + turn.view(-1, 1, 1, 1)) % 1.0
-        matched = torch.cat([hue, _match_stats(src[:, 1:], dst[:, 1:])], dim=1)
-        out = hsv_to_rgb(matched)
-    elif space == "lab":
-        out = lab_to_rgb(_match_stats(rgb_to_lab(x), rgb_to_lab(ref)))
+        out = hsv_to_rgb(torch.cat([hue, _match_stats(src[:, 1:], dst[:, 1:])], dim=1))
     else:
         out = _match_stats(x, ref).clamp(0, 1)
     return blend(x, out, strength).clamp(0, 1).to(images.dtype)
+
+
+def _to_uint8(picture: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in [0, 1] -> [H, W, 3] uint8 (rounded as a PNG would hold it)."""
+    return (picture.clamp(0, 1) * 255).round().to(torch_uint8()).permute(1, 2, 0).cpu().numpy()
+
+
+def torch_uint8() -> torch.dtype:
+    import torch
+
+    return torch.uint8
 
 
 def _match_stats(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:

@@ -277,3 +277,187 @@ def recipe_from_toml(path: str | Path) -> Recipe:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DreamreelError(f"recipe {str(path)!r} is not valid TOML: {exc}") from exc
     return Recipe.from_dict(data)
+
+
+# -- video jobs' recipes ------------------------------------------------------------------------
+
+SWEEPABLE = {"strength": float, "guidance": float, "steps": int, "seed": int}
+MAX_FRAMES = 100_000
+
+
+@dataclass(kw_only=True)
+class SweepRecipe(VideoRecipe):
+    """One frame per value of a parameter, the seed held (unless the seed is what varies).
+
+    With ``image`` each frame is an img2img, without it a txt2img. Values come from ``values`` or
+    ``frames`` steps from ``sweep_from`` to ``sweep_to`` (both ends included)."""
+
+    job: ClassVar[str] = "sweep"
+
+    param: str = ""
+    sweep_from: float | None = None
+    sweep_to: float | None = None
+    frames: int | None = None
+    values: list[float] = field(default_factory=list)
+    seed: int | None = None  # None: one random seed, drawn and recorded
+    image: str = ""
+    strength: float = 0.75
+    resize: str = "crop"
+    caption: bool = False  # burn "param value" into the video's frames (the PNGs stay clean)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.param in ("width", "height", "size"):
+            raise DreamreelError(
+                f"--param {self.param} cannot be swept: the frames of one video share a size "
+                "(set --width/--height for the whole sweep)"
+            )
+        if self.param not in SWEEPABLE:
+            raise DreamreelError(
+                f"unknown --param {self.param!r}; choose one of {', '.join(SWEEPABLE)}"
+                if self.param
+                else f"sweep needs --param, one of {', '.join(SWEEPABLE)}"
+            )
+        if self.param == "strength" and not self.image:
+            raise DreamreelError("sweeping strength needs --image (strength is an img2img setting)")
+        if self.seed is None:
+            self.seed = random_seeds(1)[0]
+        check_seed(self.seed)
+        if self.resize not in RESIZE_MODES:
+            raise DreamreelError(f"unknown --resize {self.resize!r}; choose one of {', '.join(RESIZE_MODES)}")
+        if self.image:
+            open_image_checked(self.image)
+        for value in self.sweep_values():
+            still = self.frame_recipe(value)
+            Recipe.validate(still)  # steps, guidance, ... of this frame (the image is checked above)
+            check_seed(still.seeds[0])
+            if isinstance(still, Img2ImgRecipe):
+                check_strength(still.strength, still.steps)
+
+    def sweep_values(self) -> list[float | int]:
+        """The value of every frame, rounded as a person would type it (0.25, not 0.25000000000000006)."""
+        kind = SWEEPABLE.get(self.param, float)
+        ranged = [self.sweep_from is not None, self.sweep_to is not None, self.frames is not None]
+        if self.values:
+            if any(ranged):
+                raise DreamreelError("use either --values or --from/--to/--frames, not both")
+            raw = [float(v) for v in self.values]
+        else:
+            if self.sweep_from is None and self.sweep_to is None:
+                raise DreamreelError("sweep needs --from A --to B --frames N, or --values a,b,c")
+            if self.sweep_from is None or self.sweep_to is None:
+                raise DreamreelError("--from and --to go together: give both")
+            if self.frames is None:
+                raise DreamreelError("sweep needs --frames N with --from/--to")
+            if not isinstance(self.frames, int) or not 1 <= self.frames <= MAX_FRAMES:
+                raise DreamreelError(f"--frames must be from 1 to {MAX_FRAMES}, got {self.frames}")
+            a, b, n = float(self.sweep_from), float(self.sweep_to), self.frames
+            raw = [a if n == 1 else a + (b - a) * i / (n - 1) for i in range(n)]
+        if not all(math.isfinite(v) for v in raw):
+            raise DreamreelError(f"sweep values must be finite numbers, got {raw}")
+        if kind is int:
+            return [round(v) for v in raw]
+        return [round(v, 10) for v in raw]
+
+    def frame_recipe(self, value: float | int) -> Txt2ImgRecipe:
+        """The still recipe of one frame: the same picture ``txt2img``/``img2img`` would make alone."""
+        settings = {
+            "prompt": self.prompt,
+            "negative": self.negative,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "width": self.width,
+            "height": self.height,
+            "scheduler": self.scheduler,
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype,
+            "seeds": [self.seed if self.seed is not None else 0],
+        }
+        if self.param == "seed":
+            settings["seeds"] = [int(value)]
+        elif self.param in settings:
+            settings[self.param] = value
+        if self.image:
+            strength = value if self.param == "strength" else self.strength
+            return Img2ImgRecipe(image=self.image, strength=strength, resize=self.resize, **settings)
+        return Txt2ImgRecipe(**settings)
+
+
+COLOR_MATCH_MODES = ("none", "source", "first")
+SEED_MODES = ("fixed", "iter")
+MAX_BATCH = 64
+
+
+@dataclass(kw_only=True)
+class Vid2VidRecipe(VideoRecipe):
+    """Every frame of a video through img2img; the source's rate, timestamps and sound kept.
+
+    ``fps`` None keeps the source's exact timing (a number retimes the frames to that rate). Sizes:
+    neither given, the source's aspect at about the model's native size; one given, the other follows
+    the aspect; both given, the frames are cropped to fill them. Always multiples of 8.
+    """
+
+    job: ClassVar[str] = "vid2vid"
+
+    video: str = ""
+    fps: str | int | float | None = None
+    strength: float = 0.5
+    seed: int | None = None  # None: one random seed, drawn and recorded
+    seed_mode: str = "fixed"  # fixed: one seed for all frames (steadier); iter: seed + frame
+    start: float | None = None  # seconds into the source
+    end: float | None = None
+    every: int = 1
+    color_match: str = "none"  # none | source (each frame to its source frame) | first (to output 0)
+    color_strength: float = 1.0
+    feedback: float = 0.0  # blend the previous output into the next input by this much
+    batch: int = 1
+    mute: bool = False  # leave the source's sound out
+
+    def validate(self) -> None:
+        super().validate()
+        if self.seed is None:
+            self.seed = random_seeds(1)[0]
+        check_seed(self.seed)
+        check_strength(self.strength, self.steps)
+        if self.seed_mode not in SEED_MODES:
+            raise DreamreelError(
+                f"unknown --seed-mode {self.seed_mode!r}; choose one of {', '.join(SEED_MODES)}"
+            )
+        if not isinstance(self.every, int) or self.every < 1:
+            raise DreamreelError(f"--every must be a whole number of at least 1, got {self.every}")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise DreamreelError(f"--{name} must be seconds >= 0, got {value}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise DreamreelError(f"--end {self.end} must come after --start {self.start}")
+        if self.color_match not in COLOR_MATCH_MODES:
+            raise DreamreelError(
+                f"unknown --color-match {self.color_match!r}; choose one of {', '.join(COLOR_MATCH_MODES)}"
+            )
+        for name, value in (("color-strength", self.color_strength), ("feedback", self.feedback)):
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise DreamreelError(f"--{name} must be between 0 and 1, got {value}")
+        if not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_BATCH:
+            raise DreamreelError(f"--batch must be from 1 to {MAX_BATCH}, got {self.batch}")
+        if self.batch > 1 and self.feedback > 0:
+            raise DreamreelError(
+                "--batch needs independent frames, but --feedback chains each to the one before"
+            )
+        if not self.video:
+            raise DreamreelError("vid2vid needs --video")
+        from dreamreel.video import probe_video
+
+        info = probe_video(self.video)
+        if self.start is not None and info.duration is not None and self.start >= info.duration:
+            raise DreamreelError(
+                f"--start {self.start} is past the end of {self.video!r} ({info.duration:.2f}s)"
+            )
+
+    def frame_seed(self, index: int) -> int:
+        """Frame ``index``'s seed: a pure function of the base seed, the index and the seed mode."""
+        assert self.seed is not None
+        return self.seed if self.seed_mode == "fixed" else (self.seed + index) % (MAX_SEED + 1)
+
+
+RECIPES.update({r.job: r for r in (SweepRecipe, Vid2VidRecipe)})

@@ -196,7 +196,7 @@ def read_frames(
     container = _open_input(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # (no frame threading: closing a frame-threaded decoder mid-stream can hang)
         base = Fraction(stream.time_base)
         origin = stream.start_time or 0
         rate = Fraction(stream.average_rate or stream.guessed_rate or 1)
@@ -234,7 +234,7 @@ def frame_times(
     times: list[Fraction] = []
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # (no frame threading: closing a frame-threaded decoder mid-stream can hang)
         base = Fraction(stream.time_base)
         origin = stream.start_time or 0
         rate = Fraction(stream.average_rate or stream.guessed_rate or 1)
@@ -302,6 +302,8 @@ class VideoWriter:
         self.time_base = Fraction(time_base) if time_base else 1 / self.fps
         self.width, self.height = (even(width), even(height)) if pix_fmt == "yuv420p" else (width, height)
         self.count = 0
+        self._frame_pts: list[int] = []  # every submitted frame's pts, increasing
+        self._held: list[Any] = []  # encoded packets waiting to learn how long they show
         self.last_time = Fraction(-1)
         self.end_time = Fraction(0)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
@@ -318,6 +320,10 @@ class VideoWriter:
         self.stream.codec_context.time_base = self.time_base
         if codec == "libx264":
             self.stream.options = {"crf": "18", "preset": "medium"}
+            if time_base:
+                # Timestamps of our own (a source's, maybe variable): no B-frames, so decode order is
+                # display order and MP4's per-sample durations are exactly the gaps we were given.
+                self.stream.options["bf"] = "0"
         elif codec == "libvpx-vp9":
             self.stream.options = {"crf": "30", "b": "0", "row-mt": "1"}
         self._audio: _AudioPump | None = None
@@ -342,12 +348,32 @@ class VideoWriter:
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         frame.pts = round(time / self.time_base)
         frame.time_base = self.time_base
-        self._mux(self.stream.encode(frame))
+        self._frame_pts.append(frame.pts)
+        self._held.extend(self.stream.encode(frame))
+        self._release()
         self.count += 1
         self.last_time = time
         self.end_time = time + 1 / self.fps
         if self._audio is not None:
             self._audio.pump(until=time)
+
+    def _release(self, end_pts: int | None = None) -> None:
+        """Mux held packets in order, each with its real duration (time until the next frame, or
+        until ``end_pts`` for the last): variable-rate frames and the last frame show as long as they
+        should, and the file's duration comes out exact."""
+        import bisect
+
+        while self._held:
+            packet = self._held[0]
+            if packet.pts is not None:
+                at = bisect.bisect_right(self._frame_pts, packet.pts)
+                if at < len(self._frame_pts):
+                    packet.duration = self._frame_pts[at] - packet.pts
+                elif end_pts is not None:
+                    packet.duration = max(1, end_pts - packet.pts)
+                else:
+                    return  # the next frame has not come yet
+            self._mux(self._held.pop(0))
 
     def _mux(self, packets: Any) -> None:
         av = _av()
@@ -369,7 +395,8 @@ class VideoWriter:
         if end_time is not None:
             self.end_time = Fraction(end_time)
         try:
-            self._mux(self.stream.encode(None))
+            self._held.extend(self.stream.encode(None))
+            self._release(end_pts=round(self.end_time / self.time_base))
             if self._audio is not None:
                 self._audio.pump(until=self.end_time, final=True)
             self.container.close()

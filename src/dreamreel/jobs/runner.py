@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from dreamreel.errors import DreamreelError
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from dreamreel.jobs.still import RenderedImage
     from dreamreel.model import LoadedModel
     from dreamreel.recipe import VideoRecipe
@@ -41,6 +43,7 @@ class VideoPlan:
     end_time: Fraction | None = None  # when the last frame stops showing (with ``times``)
     time_base: Fraction | None = None  # the timestamp grid (with ``times``: the source's)
     audio: AudioSource | None = None  # a job's own sound (vid2vid: the source's); --audio wins
+    overlay: Callable[[int, Image.Image], Image.Image] | None = None  # drawn on frame i when encoding
 
     def durations(self) -> list[Fraction]:
         """How long each frame shows, in frame order."""
@@ -58,11 +61,13 @@ FramesFn = Callable[..., Iterator["RenderedImage"]]
 class VideoJob:
     """A video job: ``plan(recipe) -> VideoPlan`` (no model), and
     ``frames(model, recipe, plan, *, start, store, on_step) -> Iterator[RenderedImage]`` yielding frames
-    ``start, start+1, ...`` (``item.index`` is the frame number; ``item.facts["values"]`` its values)."""
+    ``start, start+1, ...`` (``item.index`` is the frame number; ``item.facts["values"]`` its values);
+    optionally ``finish(store, recipe, plan)``, run after the video is written."""
 
     name: str
     plan: Callable[[Any], VideoPlan]
     frames: FramesFn
+    finish: Callable[[RunStore, Any, VideoPlan], None] | None = None  # after the video (contact sheet)
 
 
 def run_video_job(
@@ -105,6 +110,8 @@ def run_video_job(
             say(f"interrupted; {safe} frames are safe. Continue with: dreamreel resume {store.folder}")
             raise
     output = encode_run(store, recipe, plan, quiet=quiet)
+    if job.finish is not None:
+        job.finish(store, recipe, plan)
     if not quiet:
         say(f"run folder: {store.folder}")
     print(output)
@@ -157,6 +164,8 @@ def encode_run(store: RunStore, recipe: VideoRecipe, plan: VideoPlan, *, quiet: 
         with Progress(len(order), unit="encoded frame", quiet=quiet) as progress:
             for index in order:
                 picture = first if index == 0 else store.read_frame(index)
+                if plan.overlay is not None:
+                    picture = plan.overlay(index, picture)
                 writer.add(picture, None if uniform else time)
                 time += durations[index]
                 progress.item_done()

@@ -1,0 +1,121 @@
+"""Video commands (sweep, vid2vid) on the ``cli`` group: thin layers that build a recipe and hand it
+to the shared video-job runner. Heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dreamreel.cli import RECIPE_FIELDS, _given, _options, cli, common_options
+from dreamreel.errors import DreamreelError
+
+VIDEO_FIELDS = ("fps", "reverse", "pingpong", "audio")
+
+video_options = _options(
+    click.option(
+        "--output", "-o", required=True, help="The video: NAME.mp4, .webm or .gif (run folder NAME.run/)."
+    ),
+    click.option("--fps", help="Frames per second; fractions allowed (30000/1001)."),
+    click.option("--reverse", is_flag=True, default=None, help="Play backwards."),
+    click.option("--pingpong", is_flag=True, default=None, help="Play forth and back (loops seamlessly)."),
+    click.option("--audio", help="Sound file to lay under the video, cut to its length."),
+    click.option("--seed", type=int, help="The seed (default: one random seed, printed and recorded)."),
+)
+
+
+def _video_fields(options: dict[str, Any]) -> dict[str, Any]:
+    fields = _given(options, RECIPE_FIELDS + VIDEO_FIELDS + ("seed",))
+    fields["output"] = options["output"]
+    return fields
+
+
+def _run(job: Any, recipe: Any, *, quiet: bool, seed_given: bool) -> None:
+    from dreamreel.jobs.runner import run_video_job
+
+    recipe.validate()  # before any model loads; draws the seed when none was given
+    if not seed_given:
+        click.echo(f"seed: {recipe.seed}", err=True)
+    run_video_job(job, recipe, quiet=quiet, echo=lambda m: click.echo(m, err=True))
+
+
+def _float_list(text: str, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise DreamreelError(f"bad {what} {text!r}: use comma-separated numbers like 0.2,0.5,0.8") from None
+    if not values:
+        raise DreamreelError(f"bad {what} {text!r}: no numbers in it")
+    return values
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--param", "-p", required=True, help="What to vary: strength, guidance, steps or seed.")
+@click.option("--from", "sweep_from", type=float, help="First value.")
+@click.option("--to", "sweep_to", type=float, help="Last value.")
+@click.option("--frames", type=int, help="How many frames from --from to --to (both ends included).")
+@click.option("--values", help="Explicit values instead: 0.2,0.35,0.8.")
+@click.option("--image", "-i", help="Starting picture: an img2img sweep (without: txt2img).")
+@click.option(
+    "--strength", type=float, help="img2img strength when another parameter is swept (default 0.75)."
+)
+@click.option(
+    "--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size."
+)
+@click.option("--caption", is_flag=True, default=None, help="Burn each frame's value into the video.")
+@video_options
+@common_options
+def sweep(prompt: str, **options: Any) -> None:
+    """One frame per value of a parameter: a video, its run folder and a captioned contact sheet.
+
+    dreamreel sweep "photo of a cute friendly animal" --image coyote.png --param strength
+    --from 0.2 --to 1.0 --frames 17 -o coyote.mp4
+    """
+    from dreamreel.jobs.sweep import JOB, sheet_path
+    from dreamreel.recipe import SweepRecipe
+
+    fields = _video_fields(options)
+    fields.update(
+        _given(options, ("sweep_from", "sweep_to", "frames", "image", "strength", "resize", "caption"))
+    )
+    if options["values"] is not None:
+        fields["values"] = _float_list(options["values"], "--values")
+    recipe = SweepRecipe(prompt=prompt, param=options["param"], **fields)
+    _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)
+    if not options["quiet"]:
+        click.echo(f"contact sheet: {sheet_path(recipe)}", err=True)
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--video", "-v", required=True, help="The source video.")
+@click.option("--strength", type=float, help="0 keeps each frame, 1 ignores it (default 0.5).")
+@click.option("--seed-mode", type=click.Choice(["fixed", "iter"]), help="fixed (default, steadier) or iter.")
+@click.option("--start", type=float, help="Start this many seconds into the source.")
+@click.option("--end", type=float, help="Stop at this many seconds into the source.")
+@click.option("--every", type=int, help="Take every Nth frame (default 1).")
+@click.option(
+    "--color-match",
+    type=click.Choice(["none", "source", "first"]),
+    help="Pull colours toward each source frame or the first output (LAB; default none).",
+)
+@click.option("--color-strength", type=float, help="How far --color-match pulls, 0 to 1 (default 1).")
+@click.option("--feedback", type=float, help="Blend the previous output into the next input (0 to 1).")
+@click.option("--batch", type=int, help="Frames per UNet call (same output as 1; more memory).")
+@click.option("--mute", is_flag=True, default=None, help="Leave the source's sound out.")
+@video_options
+@common_options
+def vid2vid(prompt: str, **options: Any) -> None:
+    """Every frame of a video through img2img: same timing, same sound, upright.
+
+    dreamreel vid2vid "a watercolour painting" --video phone.mp4 --strength 0.4 -o painted.mp4
+    """
+    from dreamreel.jobs.vid2vid import JOB
+    from dreamreel.recipe import Vid2VidRecipe
+
+    fields = _video_fields(options)
+    names = ("strength", "seed_mode", "start", "end", "every", "color_match", "color_strength")
+    fields.update(_given(options, (*names, "feedback", "batch", "mute")))
+    recipe = Vid2VidRecipe(prompt=prompt, video=options["video"], **fields)
+    _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)

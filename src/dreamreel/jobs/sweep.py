@@ -1,0 +1,91 @@
+"""Parameter sweep: one frame per value (the guide's coyote, strength 0.2 -> 1.0), a video and a
+captioned contact sheet.
+
+Each frame is exactly the still ``txt2img``/``img2img`` makes alone with that value and seed (the
+frame's PNG carries that still's recipe, so ``dreamreel rerender`` works on any frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dreamreel.jobs.runner import VideoJob, VideoPlan
+
+if TYPE_CHECKING:
+    from dreamreel.jobs.still import RenderedImage
+    from dreamreel.model import LoadedModel
+    from dreamreel.recipe import SweepRecipe
+    from dreamreel.render import StepCallback
+    from dreamreel.store import RunStore
+
+
+def label(recipe: SweepRecipe, value: float | int) -> str:
+    from dreamreel.sheet import format_value
+
+    return f"{recipe.param} {format_value(value)}"
+
+
+def plan(recipe: SweepRecipe) -> VideoPlan:
+    from dreamreel.sheet import caption_picture
+
+    values = recipe.sweep_values()
+    overlay = None
+    if recipe.caption:
+
+        def overlay(index, picture):  # type: ignore[no-untyped-def]
+            return caption_picture(picture, label(recipe, values[index]))
+
+    return VideoPlan(frames=len(values), fps=recipe.frame_rate(), overlay=overlay)
+
+
+def frames(
+    model: LoadedModel,
+    recipe: SweepRecipe,
+    plan: VideoPlan,
+    *,
+    start: int = 0,
+    store: RunStore | None = None,
+    on_step: StepCallback | None = None,
+) -> Iterator[RenderedImage]:
+    """Frames ``start, ...``: each the still job's own picture at that frame's value."""
+    from dreamreel.images import load_image
+    from dreamreel.jobs.img2img import img2img
+    from dreamreel.jobs.txt2img import txt2img
+    from dreamreel.recipe import Img2ImgRecipe
+
+    values = recipe.sweep_values()
+    picture = load_image(recipe.image) if recipe.image else None
+    for index in range(start, len(values)):
+        still = recipe.frame_recipe(values[index])
+        if isinstance(still, Img2ImgRecipe):
+            item = next(img2img(model, still, on_step, source=picture))
+        else:
+            item = next(txt2img(model, still, on_step))
+        item.index = index
+        item.facts = {**item.facts, "values": {recipe.param: values[index]}}
+        yield item
+
+
+def sheet_path(recipe: SweepRecipe) -> Path:
+    """``NAME.mp4`` -> ``NAME.sheet.png`` beside it."""
+    return Path(recipe.output).with_suffix(".sheet.png")
+
+
+def finish(store: RunStore, recipe: SweepRecipe, plan: VideoPlan) -> None:
+    """Write the contact sheet: every frame, captioned with its value."""
+    from dreamreel.files import png_bytes, write_atomic
+    from dreamreel.sheet import contact_sheet
+
+    values = recipe.sweep_values()
+    thumbs = []
+    for index in range(len(values)):
+        picture = store.read_frame(index)
+        picture.thumbnail((192, 192))
+        thumbs.append(picture)
+    sheet = contact_sheet(thumbs, [label(recipe, v) for v in values])
+    write_atomic(sheet_path(recipe), png_bytes(sheet))
+
+
+JOB = VideoJob("sweep", plan, frames, finish)

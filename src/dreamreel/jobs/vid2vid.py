@@ -1,0 +1,192 @@
+"""Video to video: the guide's phone video, split into frames, each re-dreamed with one prompt, joined.
+
+Reading top to bottom: plan the source's frames and timing (before any model loads), then per
+frame: resize the upright source frame, optionally blend in the previous output (``--feedback``),
+img2img it with the frame's seed (``--batch`` frames per UNet call when they are independent),
+optionally pull its colours toward the source frame or the first output (``--color-match``).
+The video keeps the source's exact frame times and its sound, copied untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from dreamreel.errors import DreamreelError
+from dreamreel.jobs.runner import VideoJob, VideoPlan
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from dreamreel.jobs.still import RenderedImage
+    from dreamreel.model import LoadedModel
+    from dreamreel.recipe import Vid2VidRecipe
+    from dreamreel.render import StepCallback
+    from dreamreel.store import RunStore
+
+
+def plan(recipe: Vid2VidRecipe) -> VideoPlan:
+    """The selected source frames' times; the source's exact timing unless ``--fps`` retimes them."""
+    from dreamreel.video import AudioSource, frame_times, probe_video
+
+    info = probe_video(recipe.video)
+    times = frame_times(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every)
+    if not times:
+        raise DreamreelError(f"{recipe.video!r} has no frames between the chosen --start and --end")
+    if recipe.fps is not None:  # retimed: frame i at i / fps, and the source's sound no longer fits
+        return VideoPlan(frames=len(times), fps=recipe.frame_rate())
+    first = times[0]
+    step = recipe.every / info.rate  # how long the last frame shows: one (selected) frame's time
+    audio = None
+    if info.audio_codec and not recipe.mute:
+        audio = AudioSource(recipe.video, start=first, copy=True)
+    return VideoPlan(
+        frames=len(times),
+        fps=info.rate / recipe.every,
+        times=[t - first for t in times],
+        end_time=times[-1] - first + step,
+        time_base=info.time_base,
+        audio=audio,
+    )
+
+
+def frames(
+    model: LoadedModel,
+    recipe: Vid2VidRecipe,
+    plan: VideoPlan,
+    *,
+    start: int = 0,
+    store: RunStore | None = None,
+    on_step: StepCallback | None = None,
+) -> Iterator[RenderedImage]:
+    """Frames ``start, ...``; earlier finished frames (for --feedback and --color-match first) are
+    read back from ``store``: PNGs are lossless, so a resumed run continues exactly."""
+    from dreamreel.images import pil_to_tensor, resize_image, tensor_to_pil
+    from dreamreel.jobs.img2img import target_size
+    from dreamreel.render import Renderer
+    from dreamreel.video import probe_video, read_frames
+
+    info = probe_video(recipe.video)
+    width, height = target_size(
+        model, SimpleNamespace(size=(info.width, info.height)), recipe.width, recipe.height
+    )  # type: ignore[arg-type]
+    renderer = Renderer(model, recipe.scheduler)
+    conditioning = renderer.encode(recipe.prompt, recipe.negative)
+    first_output = previous = None
+    if start > 0 and store is not None:
+        if recipe.color_match == "first":
+            first_output = _array(store.read_frame(0))
+        if recipe.feedback > 0:
+            previous = _array(store.read_frame(start - 1))
+    source = read_frames(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every, skip=start)
+    index = start
+    for chunk in _chunks(source, recipe.batch):
+        sources = [_array(resize_image(f.image.convert("RGB"), width, height, "crop")) for f in chunk]
+        inputs = [_blend(s, previous, recipe.feedback) for s in sources] if previous is not None else sources
+        seeds = [recipe.frame_seed(index + k) for k in range(len(chunk))]
+        pictures = renderer.generate(
+            [conditioning] * len(chunk),
+            seeds,
+            steps=recipe.steps,
+            guidance=recipe.guidance,
+            width=width,
+            height=height,
+            init_images=pil_to_tensor([_image(a) for a in inputs]),
+            strength=recipe.strength,
+            on_step=on_step,
+        )
+        for frame, source_array, picture, seed in zip(
+            chunk, sources, tensor_to_pil(pictures), seeds, strict=True
+        ):
+            output = _array(picture)
+            if recipe.color_match == "source":
+                output = _match(output, source_array, recipe.color_strength)
+            elif recipe.color_match == "first":
+                if first_output is None:
+                    first_output = output  # frame 0 is the reference, unchanged
+                else:
+                    output = _match(output, first_output, recipe.color_strength)
+            previous = output
+            yield _rendered(model, renderer, recipe, index, seed, _image(output), frame.time, width, height)
+            index += 1
+
+
+def _rendered(
+    model: LoadedModel,
+    renderer: Any,
+    recipe: Vid2VidRecipe,
+    index: int,
+    seed: int,
+    image: Image.Image,
+    source_time: Fraction,
+    width: int,
+    height: int,
+) -> RenderedImage:
+    from dreamreel.jobs.still import RenderedImage, describe_still
+    from dreamreel.render import effective_steps
+
+    parameters = describe_still(
+        model,
+        renderer,
+        recipe,
+        seed=seed,
+        width=width,
+        height=height,
+        strength=recipe.strength,
+        extra={"Frame": index},
+    )
+    return RenderedImage(
+        index=index,
+        seed=seed,
+        image=image,
+        recipe=recipe.replace(width=width, height=height, scheduler=renderer.scheduler_name),
+        parameters=parameters,
+        facts={
+            "model_hash": model.model_hash,
+            "effective_steps": effective_steps(recipe.steps, recipe.strength),
+            "values": {"source_time": round(float(source_time), 6)},
+        },
+    )
+
+
+def _chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _array(picture: Image.Image) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(picture.convert("RGB"), dtype=np.uint8)
+
+
+def _image(array: np.ndarray) -> Image.Image:
+    from PIL import Image as PILImage
+
+    return PILImage.fromarray(array)
+
+
+def _blend(source: np.ndarray, previous: np.ndarray, amount: float) -> np.ndarray:
+    """(1 - amount) of the source frame plus ``amount`` of the previous output, on the 8-bit grid."""
+    import numpy as np
+
+    mixed = source.astype(np.float64) * (1 - amount) + previous.astype(np.float64) * amount
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
+def _match(picture: np.ndarray, reference: np.ndarray, strength: float) -> np.ndarray:
+    from dreamreel.colour import color_match
+
+    return color_match(picture, reference, strength)
+
+
+JOB = VideoJob("vid2vid", plan, frames)
