@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from dreamreel.cli import main
 from dreamreel.cli_anim import parse_overrides
@@ -59,6 +61,14 @@ def test_zoom_command_renders_a_film(tmp_path, capsys):
     assert out.is_file() and len(list((tmp_path / "cat.run" / "frames").glob("*.png"))) == 3
     recipe = (tmp_path / "cat.run" / "recipe.toml").read_text()
     assert 'zoom = "0:(1.1), 2:(1+0.01*t)"' in recipe and "steps = 4" in recipe
+    # The run folder's recipe.toml makes the same film again.
+    again = tmp_path / "again.mp4"
+    main_ok(["run", str(tmp_path / "cat.run" / "recipe.toml"), "-o", str(again), "--quiet"])
+    for i in range(3):
+        first, second = (
+            Image.open(tmp_path / f"{n}.run" / "frames" / f"{i:06d}.png") for n in ("cat", "again")
+        )
+        assert np.array_equal(np.asarray(first), np.asarray(second))
 
 
 def test_run_an_example_recipe_with_overrides(tmp_path):
