@@ -69,6 +69,10 @@ def test_zoom_command_renders_a_film(tmp_path, capsys):
             Image.open(tmp_path / f"{n}.run" / "frames" / f"{i:06d}.png") for n in ("cat", "again")
         )
         assert np.array_equal(np.asarray(first), np.asarray(second))
+    # A frame cannot be re-rendered alone (it needs the frames before it): one clear line.
+    with pytest.raises(SystemExit) as info:
+        main(["rerender", str(tmp_path / "cat.run" / "frames" / "000002.png"), "--model", "tiny"])
+    assert info.value.code == 2
 
 
 def test_run_an_example_recipe_with_overrides(tmp_path):

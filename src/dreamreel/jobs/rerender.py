@@ -18,6 +18,13 @@ def recipe_from_picture(path: str | Path) -> Recipe:
     """The recipe that made a picture; prefers our JSON chunk, falls back to A1111's ``parameters``."""
     parameters, recipe = read_png_metadata(path)
     if recipe is not None:
+        job = recipe.get("job")
+        if job not in (Txt2ImgRecipe.job, Img2ImgRecipe.job):
+            # A video frame (zoom, sweep, vid2vid...) needs its run: earlier frames, a source video.
+            raise DreamreelError(
+                f"{str(path)!r} is a frame of a {job} video; make the film again with "
+                "dreamreel run NAME.run/recipe.toml (and any setting to change, e.g. --steps 80)"
+            )
         return Recipe.from_dict(recipe)
     if parameters:
         return recipe_from_a1111(parse_parameters(parameters))
