@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
+from dreamreel.safety import check_weights_file
 
 if TYPE_CHECKING:
     import torch
@@ -62,19 +63,44 @@ def weights_hash(module: Any) -> str:
     return digest.hexdigest()[:10]
 
 
-def check_model_spec(spec: str) -> None:
-    """Refuse a spec that cannot possibly load, without touching torch or the weights."""
+def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
+    """Refuse a spec that cannot possibly load, reading at most file headers (no torch, no weights)."""
     if spec == "tiny":
         return
     path = Path(spec).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise DreamreelError(f"model {spec!r} is a file; only diffusers folders and 'tiny' load so far")
-        if not (path / "model_index.json").is_file():
-            raise DreamreelError(f"model folder {spec!r} has no model_index.json; is it a diffusers folder?")
+        if path.is_dir():
+            check_diffusers_folder(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        else:
+            check_weights_file(path, allow_unsafe_pickle=allow_unsafe_pickle, what="model file")
         return
-    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
-        raise DreamreelError(f"model {spec!r} not found: no such folder, and it is not a Hugging Face id")
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1 or Path(spec).suffix in WEIGHT_SUFFIXES:
+        raise DreamreelError(
+            f"model {spec!r} not found: no such file or folder, and it is not a Hugging Face id"
+        )
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> None:
+    """A diffusers folder: model_index.json, and safetensors weights in every model subfolder."""
+    if not (path / "model_index.json").is_file():
+        raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
+    for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        folder = path / sub
+        if not (folder / "config.json").is_file():
+            continue
+        safe = sorted(folder.glob("*.safetensors"))
+        for weights in safe:
+            check_weights_file(weights, what="weights file")
+        if safe:
+            continue
+        pickles = sorted(p for p in folder.iterdir() if p.suffix in (".bin", ".ckpt", ".pt", ".pth"))
+        if not pickles:
+            raise DreamreelError(f"model folder {str(path)!r} has no weights in {sub}/")
+        for weights in pickles:
+            check_weights_file(weights, allow_unsafe_pickle=allow_unsafe_pickle, what="weights file")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -105,15 +131,25 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
 
 
-def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load a model by spec onto a device: ``tiny``, a diffusers folder, or a cached Hugging Face id."""
-    check_model_spec(spec)
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    device: str = "auto",
+    dtype: str = "auto",
+    *,
+    allow_unsafe_pickle: bool = False,
+) -> LoadedModel:
+    """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
+    or a Hugging Face id (from the local cache when offline)."""
+    check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    path = Path(spec).expanduser()
     if spec == "tiny":
         from dreamreel.tiny import build_tiny_components
 
         components = build_tiny_components()
+    elif path.is_file():
+        raise DreamreelError(f"model {spec!r} is a file; only diffusers folders and 'tiny' load so far")
     else:
         components = _load_diffusers(spec)
     for key in ("unet", "vae", "text_encoder"):
