@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
+MODEL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 @dataclass
@@ -78,6 +79,9 @@ def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
         raise DreamreelError(
             f"model {spec!r} not found: no such file or folder, and it is not a Hugging Face id"
         )
+    from dreamreel.hub import check_cached
+
+    check_cached(spec)  # on disk only: offline and not cached fails here, at once
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -137,6 +141,7 @@ def load_model(
     dtype: str = "auto",
     *,
     allow_unsafe_pickle: bool = False,
+    quiet: bool = False,
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
     or a Hugging Face id (from the local cache when offline)."""
@@ -151,34 +156,69 @@ def load_model(
     elif path.is_file():
         raise DreamreelError(f"model {spec!r} is a file; only diffusers folders and 'tiny' load so far")
     else:
-        components = _load_diffusers(spec)
-    for key in ("unet", "vae", "text_encoder"):
-        components[key].to(device=torch_device, dtype=torch_dtype)
+        components = _load_diffusers(spec, allow_unsafe_pickle=allow_unsafe_pickle, quiet=quiet)
+    for key in MODEL_PARTS:
+        if components.get(key) is not None:
+            components[key].to(device=torch_device, dtype=torch_dtype)
     return LoadedModel(spec=spec, components=components, device=torch_device, dtype=torch_dtype)
 
 
-def _load_diffusers(spec: str) -> dict[str, Any]:
-    from diffusers import StableDiffusionPipeline
+def _load_diffusers(spec: str, *, allow_unsafe_pickle: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """A diffusers folder, or a Hugging Face id: from the cache when there, else downloaded (online)."""
+    from dreamreel import hub
 
-    is_folder = Path(spec).expanduser().is_dir()
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        index = _read_index(folder)
+        hub.check_pipeline_index(spec, index)
+        return _from_pretrained(hub.pipeline_class_for(index), folder, spec, allow_unsafe_pickle)
+    snapshot = hub.check_cached(spec)
+    if snapshot is not None:
+        return _from_pretrained(hub.pipeline_class_for(_read_index(snapshot)), snapshot, spec, False)
+    index = hub.download_index(spec)
+    if quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(
-            str(Path(spec).expanduser()) if is_folder else spec,
-            use_safetensors=True,
-            local_files_only=True,
-            safety_checker=None,
-            requires_safety_checker=False,
+        pipe = hub.pipeline_class_for(index).from_pretrained(
+            spec, use_safetensors=True, cache_dir=str(hub.hub_cache_dir()), **_NO_SAFETY
         )
     except (OSError, ValueError) as exc:
-        if is_folder:
-            raise DreamreelError(
-                f"could not load diffusers folder {spec!r}: {str(exc).splitlines()[0]}"
-            ) from exc
-        raise DreamreelError(
-            f"model {spec!r} is not in the local Hugging Face cache; fetch it once with "
-            f"`huggingface-cli download {spec}` (or run online)"
-        ) from exc
+        raise DreamreelError(f"could not download model {spec!r}: {_first_line(exc)}") from exc
+    return _components(pipe)
+
+
+_NO_SAFETY = {"safety_checker": None, "requires_safety_checker": False}
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DreamreelError(f"model_index.json in {str(folder)!r} is unreadable: {exc}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pickle: bool) -> dict[str, Any]:
+    try:
+        pipe = pipeline_cls.from_pretrained(
+            str(folder), use_safetensors=not allow_unsafe_pickle, local_files_only=True, **_NO_SAFETY
+        )
+    except (OSError, ValueError) as exc:
+        raise DreamreelError(f"could not load model {spec!r}: {_first_line(exc)}") from exc
+    return _components(pipe)
+
+
+def _components(pipe: Any) -> dict[str, Any]:
     components = dict(pipe.components)
-    for module in (components["unet"], components["vae"], components["text_encoder"]):
-        module.eval().requires_grad_(False)
+    for key in MODEL_PARTS:
+        if components.get(key) is not None:
+            components[key].eval().requires_grad_(False)
     return components
