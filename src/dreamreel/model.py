@@ -1,19 +1,22 @@
 """Model spec string -> loaded diffusers components on a device and dtype.
 
-Specs understood here: ``tiny`` (built in, see tiny.py) and a local diffusers folder (what
-``save_pretrained`` writes). ``check_model_spec`` validates a spec without loading anything, so
-the CLI can refuse a bad one before any weights are read.
+Specs understood here: ``tiny`` (built in, see tiny.py), a local diffusers folder (what
+``save_pretrained`` writes), a single-file checkpoint (checkpoint.py) and a Hugging Face id
+(hub.py). ``check_model_spec`` validates a spec reading at most file headers, so the CLI can refuse
+a bad one before any weights are read. ``--vae`` swaps the VAE, ``--lora`` merges LoRAs (lora.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dreamreel.checkpoint import detect_architecture
 from dreamreel.errors import DreamreelError
-from dreamreel.safety import check_weights_file
+from dreamreel.safety import SAFETENSORS, check_weights_file, safetensors_keys
 
 if TYPE_CHECKING:
     import torch
@@ -32,12 +35,29 @@ class LoadedModel:
     components: dict[str, Any]
     device: torch.device
     dtype: torch.dtype
+    source_file: Path | None = None  # a single-file checkpoint
+    vae_file: Path | None = None  # --vae
+    loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
     _hash: str | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         """Short model name for metadata (A1111 writes the checkpoint's file stem)."""
-        return "tiny" if self.spec == "tiny" else Path(self.spec.rstrip("/")).name
+        if self.spec == "tiny":
+            return "tiny"
+        if self.source_file is not None:
+            return self.source_file.stem
+        return Path(self.spec.rstrip("/")).name
+
+    def infotext_extras(self) -> dict[str, str]:
+        """A1111 infotext fields beyond Model/Model hash: the VAE and LoRAs in use."""
+        extras: dict[str, str] = {}
+        if self.vae_file is not None:
+            extras["VAE hash"] = file_hash(self.vae_file)
+            extras["VAE"] = self.vae_file.name
+        if self.loras:
+            extras["Lora hashes"] = ", ".join(f"{lora.name}: {lora.short_hash}" for lora in self.loras)
+        return extras
 
     @property
     def vae_scale_factor(self) -> int:
@@ -50,10 +70,22 @@ class LoadedModel:
 
     @property
     def model_hash(self) -> str:
-        """First 10 hex digits of a sha256 over the UNet weights (A1111's short-hash length)."""
+        """A1111's short hash: the first 10 hex digits of the checkpoint file's sha256; for folders,
+        hub ids and tiny, of a sha256 over the UNet weights (taken before any LoRA is merged)."""
         if self._hash is None:
-            self._hash = weights_hash(self.components["unet"])
+            if self.source_file is not None:
+                self._hash = file_hash(self.source_file)
+            else:
+                self._hash = weights_hash(self.components["unet"])
         return self._hash
+
+
+def file_hash(path: Path, length: int = 10) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:length]
 
 
 def weights_hash(module: Any) -> str:
@@ -73,7 +105,9 @@ def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
         if path.is_dir():
             check_diffusers_folder(path, allow_unsafe_pickle=allow_unsafe_pickle)
         else:
-            check_weights_file(path, allow_unsafe_pickle=allow_unsafe_pickle, what="model file")
+            kind = check_weights_file(path, allow_unsafe_pickle=allow_unsafe_pickle, what="model file")
+            if kind == SAFETENSORS:
+                detect_architecture(safetensors_keys(path), spec)
         return
     if spec.startswith((".", "/", "~")) or spec.count("/") != 1 or Path(spec).suffix in WEIGHT_SUFFIXES:
         raise DreamreelError(
@@ -140,27 +174,61 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     *,
+    vae: str | None = None,
+    loras: Sequence[str] = (),
     allow_unsafe_pickle: bool = False,
     quiet: bool = False,
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
-    or a Hugging Face id (from the local cache when offline)."""
+    or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
+    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each)."""
+    from dreamreel.lora import apply_loras, parse_lora_specs
+
     check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
+    if vae is not None:
+        check_weights_file(vae, allow_unsafe_pickle=allow_unsafe_pickle, what="VAE file")
+    lora_specs = parse_lora_specs(loras, allow_unsafe_pickle=allow_unsafe_pickle)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     path = Path(spec).expanduser()
+    source_file = None
     if spec == "tiny":
         from dreamreel.tiny import build_tiny_components
 
         components = build_tiny_components()
     elif path.is_file():
-        raise DreamreelError(f"model {spec!r} is a file; only diffusers folders and 'tiny' load so far")
+        from dreamreel.checkpoint import load_checkpoint, sidecar_v_prediction
+        from dreamreel.safety import load_weights
+
+        source_file = path
+        state = load_weights(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        components = load_checkpoint(state, spec, sidecar_v_prediction(path))
+        del state
     else:
         components = _load_diffusers(spec, allow_unsafe_pickle=allow_unsafe_pickle, quiet=quiet)
+    model = LoadedModel(
+        spec=spec, components=components, device=torch_device, dtype=torch_dtype, source_file=source_file
+    )
+    if vae is not None:
+        _swap_vae(model, Path(vae).expanduser(), allow_unsafe_pickle)
+    if lora_specs:
+        _ = model.model_hash  # the base model's hash, before LoRAs change the weights
+        model.loras = apply_loras(components, lora_specs)
     for key in MODEL_PARTS:
         if components.get(key) is not None:
             components[key].to(device=torch_device, dtype=torch_dtype)
-    return LoadedModel(spec=spec, components=components, device=torch_device, dtype=torch_dtype)
+    return model
+
+
+def _swap_vae(model: LoadedModel, path: Path, allow_unsafe_pickle: bool) -> None:
+    """Replace the VAE with one from a file (original or diffusers layout), same architecture."""
+    from dreamreel.checkpoint import load_vae_weights
+    from dreamreel.safety import load_weights
+
+    state = load_weights(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    config = dict(model.components["vae"].config)
+    model.components["vae"] = load_vae_weights(state, config, str(path))
+    model.vae_file = path
 
 
 def _load_diffusers(spec: str, *, allow_unsafe_pickle: bool = False, quiet: bool = False) -> dict[str, Any]:
