@@ -150,3 +150,11 @@ def test_absurdly_long_prompt_warns_with_the_dropped_words(tiny_model, caplog):
         conditioning = Renderer(tiny_model).encode(prompt)
     assert conditioning.cond.shape[1] == 77 * 10
     assert "finalword" in caplog.text and "dropped" in caplog.text
+
+
+def test_a1111_lora_tags_are_not_fed_to_clip(tiny_model, caplog):
+    renderer = Renderer(tiny_model)
+    with caplog.at_level(logging.WARNING, logger="dreamreel"):
+        tagged = renderer.encode("a cat <lora:neonStyle:0.8>, on a mat")
+    assert "<lora:neonStyle:0.8>" in caplog.text and "--lora" in caplog.text
+    assert torch.equal(tagged.cond, renderer.encode("a cat , on a mat").cond)

@@ -281,3 +281,88 @@ def test_vae_that_does_not_fit(tmp_path):
     save_file({"encoder.down.0.block.0.conv1.weight": torch.zeros(3, 3, 3, 3)}, path)
     with pytest.raises(DreamreelError, match="complete VAE"):
         load_model("tiny", device="cpu", vae=str(path))
+
+
+def _small_sd2(root):
+    """SD 2.x layout in miniature: 1024-wide cross-attention, OpenCLIP-style text encoder, linear
+    projections; config folders for both 'sd2' and 'sd2-v' in the shipped layout."""
+    import shutil
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=(2, 4),
+        cross_attention_dim=1024,
+        use_linear_projection=True,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=1024,
+            num_hidden_layers=2,
+            num_attention_heads=16,
+            intermediate_size=64,
+            hidden_act="gelu",
+        )
+    )
+    for arch in ("sd2", "sd2-v"):
+        shutil.copytree(config_dir(arch), root / arch)
+        unet.save_config(root / arch / "unet")
+        vae.save_config(root / arch / "vae")
+        text.config.save_pretrained(root / arch / "text_encoder")
+    return unet, vae, text
+
+
+@pytest.mark.parametrize("hint", [True, False, None])
+def test_sd2_layout_single_file(tmp_path, hint):
+    """SD 2.x: detected from the 1024-wide cross-attention and OpenCLIP names; v-prediction or epsilon
+    from an A1111 sidecar .yaml when present (``hint``), else by probing the UNet as A1111 does."""
+    from safetensors.torch import save_file
+
+    from dreamreel.checkpoint import load_checkpoint, sidecar_v_prediction, uses_v_prediction
+    from dreamreel.safety import load_weights
+
+    unet, vae, text = _small_sd2(tmp_path / "configs")
+    single = {
+        **unet_to_original(unet.state_dict(), dict(unet.config)),
+        **vae_to_original(vae.state_dict(), levels=2, layers=1),
+        **open_clip_to_original(text.state_dict(), "cond_stage_model.model."),
+    }
+    path = tmp_path / "sd2.safetensors"
+    save_file({k: v.contiguous() for k, v in single.items()}, path)
+    if hint is not None:
+        param = "v" if hint else "eps"
+        path.with_suffix(".yaml").write_text(f'model:\n  params:\n    parameterization: "{param}"\n')
+    assert detect_architecture(_keys(path)) == "sd2"
+    assert sidecar_v_prediction(path) is hint
+
+    loaded = load_checkpoint(
+        load_weights(path), "sd2", sidecar_v_prediction(path), configs=tmp_path / "configs"
+    )
+    for key, reference in (("unet", unet), ("vae", vae), ("text_encoder", text)):
+        assert weights_hash(loaded[key]) == weights_hash(reference), key
+    assert loaded["tokenizer"].pad_token == "!"
+    assert loaded["unet"].config.sample_size == 8  # the folder's native size whichever kind it is
+    is_v = hint if hint is not None else uses_v_prediction(loaded["unet"])
+    prediction = loaded["scheduler"].config.prediction_type
+    assert prediction == ("v_prediction" if is_v else "epsilon")
+    text_ids = loaded["tokenizer"](
+        "a cat", padding="max_length", max_length=77, return_tensors="pt"
+    ).input_ids
+    with torch.inference_mode():
+        assert torch.equal(loaded["text_encoder"](text_ids)[0], text(text_ids)[0])

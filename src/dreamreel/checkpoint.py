@@ -87,8 +87,12 @@ def load_checkpoint(
     if arch == "sd2":
         is_v = v_prediction_hint if v_prediction_hint is not None else uses_v_prediction(unet)
         arch = "sd2-v" if is_v else "sd2"
-        if not is_v:  # the 512 "base" config differs only in sample size and attention upcast
-            unet.register_to_config(sample_size=64, upcast_attention=False)
+        if not is_v:  # the 512 "base" model differs in its native size (the attention upcast built
+            # for v models stays on: it only guards fp16 against overflow)
+            from diffusers import UNet2DConditionModel
+
+            base = UNet2DConditionModel.load_config(config_dir("sd2", configs) / "unet")
+            unet.register_to_config(sample_size=base["sample_size"])
         log.info("%s: %s", name, ARCH_LABELS[arch])
     folder = config_dir(arch, configs)
     components: dict[str, Any] = {

@@ -20,6 +20,7 @@ default (blending toward the empty prompt), and the exact A1111 semantics are wh
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger("dreamreel")
 
 CHUNK_TOKENS = 75  # 77 minus the start and end tokens
 COMMA_BACKTRACK = 20  # A1111's default comma_padding_backtrack
@@ -49,6 +52,14 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 _BREAK_RE = re.compile(r"\s*\bBREAK\b\s*")
+# A1111 "extra networks" tags: <lora:name:0.8>, <lyco:...>, <hypernet:...>
+EXTRA_NETWORK_RE = re.compile(r"<(lora|lyco|hypernet|embedding):[^>]*>", re.IGNORECASE)
+
+
+def strip_extra_networks(text: str) -> tuple[str, list[str]]:
+    """Remove A1111's ``<lora:name:weight>`` tags (not text for CLIP); LoRAs come in with --lora."""
+    tags = [m.group(0) for m in EXTRA_NETWORK_RE.finditer(text)]
+    return (EXTRA_NETWORK_RE.sub("", text) if tags else text), tags
 
 
 def parse_attention(text: str) -> list[tuple[str, float]]:
@@ -191,6 +202,9 @@ def encode_prompt(
     """[1, 77 * chunks, D] embeddings of a prompt, with its tokenization (for the caller's warnings)."""
     import torch
 
+    text, tags = strip_extra_networks(text)
+    if tags:
+        log.warning("ignoring %s in the prompt: pass LoRA files with --lora FILE[:WEIGHT]", ", ".join(tags))
     tokenized = tokenize_prompt(tokenizer, text)
     pieces = []
     use_mask = getattr(text_encoder.config, "use_attention_mask", False)
