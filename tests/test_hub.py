@@ -101,3 +101,17 @@ def test_custom_code_repo_refused(fake_cache):
     index_path.write_text(json.dumps(index))
     with pytest.raises(DreamreelError, match="custom code"):
         check_model_spec(REPO)
+
+
+def test_online_without_network_fails_at_once(empty_hf_home, monkeypatch):
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    check_model_spec("dreamreel-test/nope")  # online: not being cached is not yet an error
+    with pytest.raises(DreamreelError, match=r"cannot be reached.*hf download dreamreel-test/nope"):
+        load_model("dreamreel-test/nope", device="cpu")

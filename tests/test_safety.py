@@ -138,3 +138,15 @@ def test_diffusers_folder_with_lfs_pointer(tiny_model, tmp_path):
     weights.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 10\n")
     with pytest.raises(DreamreelError, match="git-lfs pointer"):
         check_model_spec(str(folder))
+
+
+def test_cli_refuses_a_pickle_checkpoint_with_one_line(tmp_path, capsys):
+    from dreamreel.cli import main
+
+    path = tmp_path / "v1-5-pruned.ckpt"
+    torch.save({"state_dict": {"a": torch.zeros(1)}}, path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["txt2img", "x", "--model", str(path), "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allow-unsafe-pickle" in err[0] and "safetensors" in err[0]

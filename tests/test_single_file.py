@@ -366,3 +366,25 @@ def test_sd2_layout_single_file(tmp_path, hint):
     ).input_ids
     with torch.inference_mode():
         assert torch.equal(loaded["text_encoder"](text_ids)[0], text(text_ids)[0])
+
+
+def test_pickle_checkpoint_loads_only_when_allowed(tmp_path):
+    """A .ckpt (torch zip + pickle) with SD 2.x layout: refused by default; with --allow-unsafe-pickle
+    read by torch.load(weights_only=True) and converted like the safetensors file."""
+    from dreamreel.checkpoint import load_checkpoint
+    from dreamreel.safety import load_weights
+
+    unet, vae, text = _small_sd2(tmp_path / "configs")
+    single = {
+        **unet_to_original(unet.state_dict(), dict(unet.config)),
+        **vae_to_original(vae.state_dict(), levels=2, layers=1),
+        **open_clip_to_original(text.state_dict(), "cond_stage_model.model."),
+    }
+    path = tmp_path / "sd2.ckpt"
+    torch.save({"state_dict": single, "global_step": 1000}, path)
+    with pytest.raises(DreamreelError, match="pickle"):
+        load_weights(path)
+    loaded = load_checkpoint(
+        load_weights(path, allow_unsafe_pickle=True), "sd2", True, configs=tmp_path / "configs"
+    )
+    assert weights_hash(loaded["unet"]) == weights_hash(unet)

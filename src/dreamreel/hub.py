@@ -118,15 +118,41 @@ def pipeline_class_for(index: dict[str, Any]) -> Any:
     )
 
 
+def check_reachable(repo_id: str) -> None:
+    """Fail at once when the hub's host name does not even resolve (no network), instead of after
+    huggingface_hub's retries with growing pauses."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        raise DreamreelError(
+            f"model {repo_id!r} is not in the local Hugging Face cache ({hub_cache_dir()}) and {host} "
+            f"cannot be reached ({exc.strerror or exc}); fetch it on a connected machine with "
+            f"`{fetch_command(repo_id)}`, or point HF_HOME at a cache that has it"
+        ) from exc
+
+
 def download_index(repo_id: str) -> dict[str, Any]:
     """model_index.json from the hub (online only), so the repo is vetted before any weights come down."""
+    import logging
+
     from huggingface_hub import hf_hub_download
 
+    check_reachable(repo_id)
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry chatter is not for our users; the outcome is
     try:
         path = hf_hub_download(repo_id, "model_index.json", cache_dir=str(hub_cache_dir()))
     except Exception as exc:  # network, auth, missing repo: all one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DreamreelError(f"could not fetch model {repo_id!r} from Hugging Face: {first}") from exc
+    finally:
+        hub_log.setLevel(level)
     index = json.loads(Path(path).read_text(encoding="utf-8"))
     check_pipeline_index(repo_id, index)
     return index
