@@ -150,3 +150,15 @@ def test_cli_refuses_a_pickle_checkpoint_with_one_line(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--allow-unsafe-pickle" in err[0] and "safetensors" in err[0]
+
+
+def test_diffusers_folder_needing_custom_code_is_refused(tiny_model, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    folder = tmp_path / "sd"
+    StableDiffusionPipeline(**tiny_model.components, requires_safety_checker=False).save_pretrained(folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "MyPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(DreamreelError, match="MyPipeline"):
+        check_model_spec(str(folder))

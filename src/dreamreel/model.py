@@ -125,6 +125,9 @@ def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> 
     """A diffusers folder: model_index.json, and safetensors weights in every model subfolder."""
     if not (path / "model_index.json").is_file():
         raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
+    from dreamreel.hub import check_pipeline_index
+
+    check_pipeline_index(str(path), _read_index(path))  # custom code is refused before anything loads
     for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
         folder = path / sub
         if not (folder / "config.json").is_file():
