@@ -183,17 +183,13 @@ def chunk_weights(chunk: Chunk) -> list[float]:
 def apply_weights(embeds: torch.Tensor, weights: torch.Tensor, restore_mean: bool = True) -> torch.Tensor:
     """Scale each token's embedding [1, 77, D] by its weight [77]; then (A1111) rescale the whole chunk
     so its mean equals the unweighted mean."""
+    import torch
+
     original_mean = embeds.float().mean()
-    scaled = embeds.float() * weights.to(embeds.device, torch_float(embeds)).reshape(1, -1, 1)
+    scaled = embeds.float() * weights.to(embeds.device, torch.float32).reshape(1, -1, 1)
     if restore_mean:
         scaled = scaled * (original_mean / scaled.mean())
     return scaled.to(embeds.dtype)
-
-
-def torch_float(tensor: torch.Tensor) -> Any:
-    import torch
-
-    return torch.float32 if tensor.dtype != torch.float64 else tensor.dtype
 
 
 def encode_prompt(
