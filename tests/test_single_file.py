@@ -11,7 +11,7 @@ from sd_layout import clip_to_original, open_clip_to_original, unet_to_original,
 
 from dreamreel.checkpoint import config_dir, detect_architecture
 from dreamreel.errors import DreamreelError
-from dreamreel.model import check_model_spec, load_model, weights_hash
+from dreamreel.model import check_model_spec, file_hash, load_model, weights_hash
 from dreamreel.render import Renderer
 
 
@@ -58,11 +58,10 @@ def test_sd15_single_file_equals_diffusers_folder(tmp_path):
     del unet, vae, text, components
     gc.collect()
 
-    assert detect_architecture(
-        {k: [1, 4] if "input_blocks.0.0.w" in k else [320, 768] for k in _keys(checkpoint)}
-    )
+    assert detect_architecture(_keys(checkpoint)) == "sd1"
     model = load_model(str(checkpoint), device="cpu", dtype="fp32")
     assert model.native_size == 512 and model.name == "v1-5-random"
+    assert model.model_hash == file_hash(checkpoint)  # A1111's: sha256 of the file, 10 hex digits
     from_file = {k: weights_hash(model.components[k]) for k in ("unet", "vae", "text_encoder")}
     picture_file = _render(model)
     del model
