@@ -38,7 +38,18 @@ common_options = _options(
     click.option("--width", type=int, help="Width, a multiple of 8 (default: the model's native size)."),
     click.option("--height", type=int, help="Height, a multiple of 8 (default: the model's native size)."),
     click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PNDM, ...'),
-    click.option("--model", help="tiny, a diffusers folder or a Hugging Face id (default SD 1.5)."),
+    click.option(
+        "--model",
+        help="tiny, a diffusers folder, a .safetensors checkpoint or a Hugging Face id (default SD 1.5).",
+    ),
+    click.option("--vae", help="A VAE file (.safetensors) to use instead of the model's."),
+    click.option("--lora", "loras", multiple=True, help="A LoRA file, FILE or FILE:WEIGHT (repeatable)."),
+    click.option(
+        "--allow-unsafe-pickle",
+        is_flag=True,
+        default=None,
+        help="Load pickle weights (.ckpt/.pt/.bin) with torch.load(weights_only=True); trusted files only.",
+    ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto."),
     click.option("--dtype", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Default auto."),
     click.option("--quiet", is_flag=True, help="No progress bars."),
@@ -52,11 +63,21 @@ seed_options = _options(
     click.option("--out", "-o", help="Output folder (default outputs/)."),
 )
 
-RECIPE_FIELDS = ("negative", "steps", "guidance", "width", "height", "scheduler", "model", "device", "dtype")
+RECIPE_FIELDS = (
+    "negative", "steps", "guidance", "width", "height", "scheduler", "model", "device", "dtype", "vae",
+    "loras", "allow_unsafe_pickle",
+)  # fmt: skip
 
 
 def _given(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: values[name] for name in names if values.get(name) is not None}
+    """Options the user actually gave (None, an unset flag and an empty repeatable are not given)."""
+    given = {}
+    for name in names:
+        value = values.get(name)
+        if value is None or value is False or value == ():
+            continue
+        given[name] = list(value) if isinstance(value, tuple) else value
+    return given
 
 
 def _seeds(seed: int | None, seed_list: str | None, count: int | None) -> list[int] | None:
@@ -238,7 +259,15 @@ def _load(recipe: Any, quiet: bool) -> Any:
 
     if not quiet:
         click.echo(f"loading model {recipe.model} ...", err=True)
-    return load_model(recipe.model, device=recipe.device, dtype=recipe.dtype)
+    return load_model(
+        recipe.model,
+        device=recipe.device,
+        dtype=recipe.dtype,
+        vae=recipe.vae,
+        loras=recipe.loras,
+        allow_unsafe_pickle=recipe.allow_unsafe_pickle,
+        quiet=quiet,
+    )
 
 
 def _quiet_libraries() -> None:

@@ -1,18 +1,22 @@
 """Model spec string -> loaded diffusers components on a device and dtype.
 
-Specs understood here: ``tiny`` (built in, see tiny.py) and a local diffusers folder (what
-``save_pretrained`` writes). ``check_model_spec`` validates a spec without loading anything, so
-the CLI can refuse a bad one before any weights are read.
+Specs understood here: ``tiny`` (built in, see tiny.py), a local diffusers folder (what
+``save_pretrained`` writes), a single-file checkpoint (checkpoint.py) and a Hugging Face id
+(hub.py). ``check_model_spec`` validates a spec reading at most file headers, so the CLI can refuse
+a bad one before any weights are read. ``--vae`` swaps the VAE, ``--lora`` merges LoRAs (lora.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dreamreel.checkpoint import detect_architecture
 from dreamreel.errors import DreamreelError
+from dreamreel.safety import SAFETENSORS, check_weights_file, safetensors_keys
 
 if TYPE_CHECKING:
     import torch
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
+MODEL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 @dataclass
@@ -30,12 +35,29 @@ class LoadedModel:
     components: dict[str, Any]
     device: torch.device
     dtype: torch.dtype
+    source_file: Path | None = None  # a single-file checkpoint
+    vae_file: Path | None = None  # --vae
+    loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
     _hash: str | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         """Short model name for metadata (A1111 writes the checkpoint's file stem)."""
-        return "tiny" if self.spec == "tiny" else Path(self.spec.rstrip("/")).name
+        if self.spec == "tiny":
+            return "tiny"
+        if self.source_file is not None:
+            return self.source_file.stem
+        return Path(self.spec.rstrip("/")).name
+
+    def infotext_extras(self) -> dict[str, str]:
+        """A1111 infotext fields beyond Model/Model hash: the VAE and LoRAs in use."""
+        extras: dict[str, str] = {}
+        if self.vae_file is not None:
+            extras["VAE hash"] = file_hash(self.vae_file)
+            extras["VAE"] = self.vae_file.name
+        if self.loras:
+            extras["Lora hashes"] = ", ".join(f"{lora.name}: {lora.short_hash}" for lora in self.loras)
+        return extras
 
     @property
     def vae_scale_factor(self) -> int:
@@ -48,10 +70,22 @@ class LoadedModel:
 
     @property
     def model_hash(self) -> str:
-        """First 10 hex digits of a sha256 over the UNet weights (A1111's short-hash length)."""
+        """A1111's short hash: the first 10 hex digits of the checkpoint file's sha256; for folders,
+        hub ids and tiny, of a sha256 over the UNet weights (taken before any LoRA is merged)."""
         if self._hash is None:
-            self._hash = weights_hash(self.components["unet"])
+            if self.source_file is not None:
+                self._hash = file_hash(self.source_file)
+            else:
+                self._hash = weights_hash(self.components["unet"])
         return self._hash
+
+
+def file_hash(path: Path, length: int = 10) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:length]
 
 
 def weights_hash(module: Any) -> str:
@@ -62,19 +96,52 @@ def weights_hash(module: Any) -> str:
     return digest.hexdigest()[:10]
 
 
-def check_model_spec(spec: str) -> None:
-    """Refuse a spec that cannot possibly load, without touching torch or the weights."""
+def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
+    """Refuse a spec that cannot possibly load, reading at most file headers (no torch, no weights)."""
     if spec == "tiny":
         return
     path = Path(spec).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise DreamreelError(f"model {spec!r} is a file; only diffusers folders and 'tiny' load so far")
-        if not (path / "model_index.json").is_file():
-            raise DreamreelError(f"model folder {spec!r} has no model_index.json; is it a diffusers folder?")
+        if path.is_dir():
+            check_diffusers_folder(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        else:
+            kind = check_weights_file(path, allow_unsafe_pickle=allow_unsafe_pickle, what="model file")
+            if kind == SAFETENSORS:
+                detect_architecture(safetensors_keys(path), spec)
         return
-    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
-        raise DreamreelError(f"model {spec!r} not found: no such folder, and it is not a Hugging Face id")
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1 or Path(spec).suffix in WEIGHT_SUFFIXES:
+        raise DreamreelError(
+            f"model {spec!r} not found: no such file or folder, and it is not a Hugging Face id"
+        )
+    from dreamreel.hub import check_cached
+
+    check_cached(spec)  # on disk only: offline and not cached fails here, at once
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> None:
+    """A diffusers folder: model_index.json, and safetensors weights in every model subfolder."""
+    if not (path / "model_index.json").is_file():
+        raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
+    from dreamreel.hub import check_pipeline_index
+
+    check_pipeline_index(str(path), _read_index(path))  # custom code is refused before anything loads
+    for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        folder = path / sub
+        if not (folder / "config.json").is_file():
+            continue
+        safe = sorted(folder.glob("*.safetensors"))
+        for weights in safe:
+            check_weights_file(weights, what="weights file")
+        if safe:
+            continue
+        pickles = sorted(p for p in folder.iterdir() if p.suffix in (".bin", ".ckpt", ".pt", ".pth"))
+        if not pickles:
+            raise DreamreelError(f"model folder {str(path)!r} has no weights in {sub}/")
+        for weights in pickles:
+            check_weights_file(weights, allow_unsafe_pickle=allow_unsafe_pickle, what="weights file")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -105,44 +172,124 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
 
 
-def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load a model by spec onto a device: ``tiny``, a diffusers folder, or a cached Hugging Face id."""
-    check_model_spec(spec)
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    device: str = "auto",
+    dtype: str = "auto",
+    *,
+    vae: str | None = None,
+    loras: Sequence[str] = (),
+    allow_unsafe_pickle: bool = False,
+    quiet: bool = False,
+) -> LoadedModel:
+    """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
+    or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
+    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each)."""
+    from dreamreel.lora import apply_loras, parse_lora_specs
+
+    check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
+    if vae is not None:
+        check_weights_file(vae, allow_unsafe_pickle=allow_unsafe_pickle, what="VAE file")
+    lora_specs = parse_lora_specs(loras, allow_unsafe_pickle=allow_unsafe_pickle)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    path = Path(spec).expanduser()
+    source_file = None
     if spec == "tiny":
         from dreamreel.tiny import build_tiny_components
 
         components = build_tiny_components()
+    elif path.is_file():
+        from dreamreel.checkpoint import load_checkpoint, sidecar_v_prediction
+        from dreamreel.safety import load_weights
+
+        source_file = path
+        state = load_weights(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        components = load_checkpoint(state, spec, sidecar_v_prediction(path))
+        del state
     else:
-        components = _load_diffusers(spec)
-    for key in ("unet", "vae", "text_encoder"):
-        components[key].to(device=torch_device, dtype=torch_dtype)
-    return LoadedModel(spec=spec, components=components, device=torch_device, dtype=torch_dtype)
+        components = _load_diffusers(spec, allow_unsafe_pickle=allow_unsafe_pickle, quiet=quiet)
+    model = LoadedModel(
+        spec=spec, components=components, device=torch_device, dtype=torch_dtype, source_file=source_file
+    )
+    if vae is not None:
+        _swap_vae(model, Path(vae).expanduser(), allow_unsafe_pickle)
+    if lora_specs:
+        _ = model.model_hash  # the base model's hash, before LoRAs change the weights
+        model.loras = apply_loras(components, lora_specs)
+    for key in MODEL_PARTS:
+        if components.get(key) is not None:
+            components[key].to(device=torch_device, dtype=torch_dtype)
+    return model
 
 
-def _load_diffusers(spec: str) -> dict[str, Any]:
-    from diffusers import StableDiffusionPipeline
+def _swap_vae(model: LoadedModel, path: Path, allow_unsafe_pickle: bool) -> None:
+    """Replace the VAE with one from a file (original or diffusers layout), same architecture."""
+    from dreamreel.checkpoint import load_vae_weights
+    from dreamreel.safety import load_weights
 
-    is_folder = Path(spec).expanduser().is_dir()
+    state = load_weights(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    config = dict(model.components["vae"].config)
+    model.components["vae"] = load_vae_weights(state, config, str(path))
+    model.vae_file = path
+
+
+def _load_diffusers(spec: str, *, allow_unsafe_pickle: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """A diffusers folder, or a Hugging Face id: from the cache when there, else downloaded (online)."""
+    from dreamreel import hub
+
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        index = _read_index(folder)
+        hub.check_pipeline_index(spec, index)
+        return _from_pretrained(hub.pipeline_class_for(index), folder, spec, allow_unsafe_pickle)
+    snapshot = hub.check_cached(spec)
+    if snapshot is not None:
+        return _from_pretrained(hub.pipeline_class_for(_read_index(snapshot)), snapshot, spec, False)
+    index = hub.download_index(spec)
+    if quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(
-            str(Path(spec).expanduser()) if is_folder else spec,
-            use_safetensors=True,
-            local_files_only=True,
-            safety_checker=None,
-            requires_safety_checker=False,
+        pipe = hub.pipeline_class_for(index).from_pretrained(
+            spec, use_safetensors=True, cache_dir=str(hub.hub_cache_dir()), **_NO_SAFETY
         )
     except (OSError, ValueError) as exc:
-        if is_folder:
-            raise DreamreelError(
-                f"could not load diffusers folder {spec!r}: {str(exc).splitlines()[0]}"
-            ) from exc
-        raise DreamreelError(
-            f"model {spec!r} is not in the local Hugging Face cache; fetch it once with "
-            f"`huggingface-cli download {spec}` (or run online)"
-        ) from exc
+        raise DreamreelError(f"could not download model {spec!r}: {_first_line(exc)}") from exc
+    return _components(pipe)
+
+
+_NO_SAFETY = {"safety_checker": None, "requires_safety_checker": False}
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DreamreelError(f"model_index.json in {str(folder)!r} is unreadable: {exc}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pickle: bool) -> dict[str, Any]:
+    try:
+        pipe = pipeline_cls.from_pretrained(
+            str(folder), use_safetensors=not allow_unsafe_pickle, local_files_only=True, **_NO_SAFETY
+        )
+    except (OSError, ValueError) as exc:
+        raise DreamreelError(f"could not load model {spec!r}: {_first_line(exc)}") from exc
+    return _components(pipe)
+
+
+def _components(pipe: Any) -> dict[str, Any]:
     components = dict(pipe.components)
-    for module in (components["unet"], components["vae"], components["text_encoder"]):
-        module.eval().requires_grad_(False)
+    for key in MODEL_PARTS:
+        if components.get(key) is not None:
+            components[key].eval().requires_grad_(False)
     return components

@@ -17,7 +17,9 @@ from typing import Any, ClassVar
 
 from dreamreel.errors import DreamreelError
 from dreamreel.images import RESIZE_MODES, check_size, open_image_checked
+from dreamreel.lora import parse_lora_specs
 from dreamreel.model import DEFAULT_MODEL, DEVICES, DTYPES, check_model_spec
+from dreamreel.safety import check_weights_file
 from dreamreel.schedulers import canonical_scheduler_name
 
 MAX_SEED = 2**32 - 1  # A1111 and diffusers users share 32-bit seeds
@@ -40,6 +42,9 @@ class Recipe:
     model: str = DEFAULT_MODEL
     device: str = "auto"
     dtype: str = "auto"
+    vae: str | None = None  # a VAE file replacing the model's
+    loras: list[str] = field(default_factory=list)  # "FILE" or "FILE:WEIGHT", merged in order
+    allow_unsafe_pickle: bool = False  # load pickle weights with torch.load(weights_only=True)
 
     def validate(self) -> None:
         check_prompt("prompt", self.prompt)
@@ -60,7 +65,12 @@ class Recipe:
             raise DreamreelError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.dtype not in DTYPES:
             raise DreamreelError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        check_model_spec(self.model)
+        check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        if self.vae is not None:
+            check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
+        if not isinstance(self.loras, list) or not all(isinstance(x, str) for x in self.loras):
+            raise DreamreelError("loras must be a list of 'FILE' or 'FILE:WEIGHT' strings")
+        parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"job": self.job}

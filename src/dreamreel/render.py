@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
 from dreamreel.schedulers import make_scheduler, scheduler_name_for
@@ -26,21 +26,46 @@ if TYPE_CHECKING:
 log = logging.getLogger("dreamreel")
 
 StepCallback = Callable[[int, int], None]
+CLIP_CHUNK = 77  # tokens per encoded chunk (start + 75 + end)
 
 
 @dataclass(frozen=True)
 class Conditioning:
-    """Text embeddings for one item: ``cond`` and ``uncond`` are [1, tokens, dim] on the model device."""
+    """Text embeddings for one item: ``cond`` and ``uncond`` are [1, 77 * chunks, dim] on the model device.
+
+    Long prompts have several 77-token chunks; ``empty`` (the empty prompt's chunk) pads a shorter
+    embedding so that items of a batch, a prompt and its negative, or two blended prompts line up.
+    """
 
     cond: torch.Tensor
     uncond: torch.Tensor
+    empty: torch.Tensor | None = None
 
     def lerp(self, other: Conditioning, weight: float) -> Conditioning:
         """Linear interpolation of the embeddings (prompt blending)."""
+        a, b = align_conditionings([self, other])
         return Conditioning(
-            cond=self.cond + (other.cond - self.cond) * weight,
-            uncond=self.uncond + (other.uncond - self.uncond) * weight,
+            cond=a.cond + (b.cond - a.cond) * weight,
+            uncond=a.uncond + (b.uncond - a.uncond) * weight,
+            empty=a.empty,
         )
+
+
+def align_conditionings(conditioning: Sequence[Conditioning]) -> list[Conditioning]:
+    """Pad every item's cond and uncond to the same number of chunks (no-op for 77-token prompts)."""
+    from dreamreel.prompts import same_length
+
+    lengths = {t.shape[1] for c in conditioning for t in (c.cond, c.uncond)}
+    if len(lengths) <= 1:
+        return list(conditioning)
+    empty = next((c.empty for c in conditioning if c.empty is not None), None)
+    if empty is None:
+        raise ValueError("conditionings of different lengths need the empty-prompt chunk to be aligned")
+    padded = same_length([t for c in conditioning for t in (c.cond, c.uncond)], empty)
+    return [
+        Conditioning(cond=padded[2 * i], uncond=padded[2 * i + 1], empty=c.empty)
+        for i, c in enumerate(conditioning)
+    ]
 
 
 def effective_steps(steps: int, strength: float | None) -> int:
@@ -79,41 +104,39 @@ class Renderer:
     # -- text ---------------------------------------------------------------------------------
 
     def _encode_text(self, text: str) -> torch.Tensor:
-        import torch
+        """[1, 77 * chunks, D] embeddings; A1111 weights and long-prompt chunks (see prompts.py)."""
+        from dreamreel.prompts import encode_prompt
 
         cached = self._encodings.get(text)
         if cached is not None:
             return cached
-        tokenizer = self.model.components["tokenizer"]
-        text_encoder = self.model.components["text_encoder"]
-        max_length = tokenizer.model_max_length
-        ids = tokenizer(
-            text, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
-        ).input_ids
-        self._warn_if_truncated(text, max_length)
-        attention_mask = None
-        if getattr(text_encoder.config, "use_attention_mask", False):
-            attention_mask = (ids != tokenizer.pad_token_id).long().to(self.model.device)
-        with torch.inference_mode():
-            embeds = text_encoder(ids.to(self.model.device), attention_mask=attention_mask)[0]
-        embeds = embeds.to(dtype=self.model.dtype)
+        components = self.model.components
+        if components.get("text_encoder_2") is not None:
+            raise DreamreelError(
+                "SDXL models load (Python API: load_model(...).components) but dreamreel renders "
+                "SD 1.x and 2.x only so far"
+            )
+        embeds, tokenized = encode_prompt(
+            components["tokenizer"], components["text_encoder"], text, self.model.device, self.model.dtype
+        )
+        if tokenized.dropped:
+            dropped = components["tokenizer"].decode(tokenized.dropped)
+            log.warning(
+                "prompt is longer than %d chunks of 75 tokens; dropped: %r", len(tokenized.chunks), dropped
+            )
         self._encodings[text] = embeds
         return embeds
 
-    def _warn_if_truncated(self, text: str, max_length: int) -> None:
-        tokenizer = self.model.components["tokenizer"]
-        ids = tokenizer(text, truncation=False).input_ids
-        if len(ids) <= max_length:
-            return
-        # ids = [start, tokens..., end]: the text keeps max_length - 2 tokens.
-        dropped = tokenizer.decode(ids[max_length - 1 : -1])
-        log.warning(
-            "prompt is %d tokens, CLIP reads %d; dropped: %r", len(ids) - 2, max_length - 2, dropped.strip()
-        )
-
     def encode(self, prompt: str, negative: str = "") -> Conditioning:
-        """Embeddings of a prompt and its negative, each encoded once per Renderer."""
-        return Conditioning(cond=self._encode_text(prompt), uncond=self._encode_text(negative))
+        """Embeddings of a prompt and its negative (padded to the same number of chunks), cached."""
+        from dreamreel.prompts import same_length
+
+        cond, uncond = self._encode_text(prompt), self._encode_text(negative)
+        if max(cond.shape[1], uncond.shape[1]) == cond.shape[1] == uncond.shape[1] == CLIP_CHUNK:
+            return Conditioning(cond=cond, uncond=uncond)
+        empty = self._encode_text("")  # long prompts: the padding chunk, kept for blending/alignment
+        cond, uncond = same_length([cond, uncond], empty)
+        return Conditioning(cond=cond, uncond=uncond, empty=empty)
 
     # -- latents ------------------------------------------------------------------------------
 
@@ -171,6 +194,11 @@ class Renderer:
         batch = len(seeds)
         if len(conditioning) != batch:
             raise ValueError("one conditioning per seed is required")
+        if len({c.cond.shape[1] for c in conditioning}) > 1:  # long prompts of different chunk counts
+            return self._generate_by_length(
+                conditioning, seeds, steps=steps, guidance=guidance, width=width, height=height,
+                init_images=init_images, strength=strength, noise=noise, on_step=on_step,
+            )  # fmt: skip
         device, dtype = self.model.device, self.model.dtype
         generators = [seeded_generator(s) for s in seeds]
         generator = generators if batch > 1 else generators[0]
@@ -217,6 +245,28 @@ class Renderer:
                 if on_step is not None:
                     on_step(i + 1, len(timesteps))
         return self.decode(latents)
+
+    def _generate_by_length(
+        self, conditioning: Sequence[Conditioning], seeds: Sequence[int], **settings: Any
+    ) -> torch.Tensor:
+        """Render items with prompts of different chunk counts as one sub-batch per count: padding a
+        short prompt to a long one's length would change its picture, and a batch must give what one
+        item at a time gives."""
+        import torch
+
+        pictures: list[torch.Tensor | None] = [None] * len(seeds)
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(conditioning):
+            groups.setdefault(c.cond.shape[1], []).append(i)
+        for indices in groups.values():
+            sub = dict(settings)
+            for key in ("init_images", "noise"):
+                if settings[key] is not None:
+                    sub[key] = settings[key][indices]
+            rendered = self.generate([conditioning[i] for i in indices], [seeds[i] for i in indices], **sub)
+            for j, i in enumerate(indices):
+                pictures[i] = rendered[j]
+        return torch.stack(pictures)  # type: ignore[arg-type]
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> [0, 1] pictures on the CPU; a NaN or all-black result is retried with an fp32 VAE."""

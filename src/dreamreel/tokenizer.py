@@ -62,9 +62,12 @@ def _tokenizer_files() -> tuple[str, str]:
     return str(folder / "vocab.json"), str(folder / "merges.txt")
 
 
-def build_clip_tokenizer() -> CLIPTokenizer:
-    """A fresh CLIPTokenizer identical in behaviour to SD 1.x's ``tokenizer/`` folder."""
+def build_clip_tokenizer(pad_token: str = END_TOKEN) -> CLIPTokenizer:
+    """A fresh CLIPTokenizer identical in behaviour to SD 1.x's ``tokenizer/`` folder.
+
+    SD 2.x and SDXL's second tokenizer pad with ``!`` (id 0) instead of the end token.
+    """
     from transformers import CLIPTokenizer
 
     vocab_file, merges_file = _tokenizer_files()
-    return CLIPTokenizer(vocab_file, merges_file, model_max_length=CLIP_MAX_LENGTH)
+    return CLIPTokenizer(vocab_file, merges_file, model_max_length=CLIP_MAX_LENGTH, pad_token=pad_token)

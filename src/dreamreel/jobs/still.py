@@ -52,6 +52,6 @@ def describe_still(
         model_hash=model.model_hash,
         model=model.name,
         strength=strength,
-        extra=extra,
+        extra={**model.infotext_extras(), **(extra or {})},
     )
     return format_parameters(recipe.prompt, recipe.negative, params)
