@@ -478,8 +478,8 @@ class _AudioPump:
             if packet.pts is None or packet.size == 0:
                 continue
             time = (packet.pts - self.origin) * self.base - self.start
-            if time + (packet.duration or 0) * self.base <= 0:
-                continue  # wholly before the cut
+            if self.start and time + (packet.duration or 0) * self.base <= 0:
+                continue  # wholly before the cut (from the start, even the encoder's priming packet stays)
             yield packet, time
 
     def pump(self, until: Fraction, final: bool = False) -> None:
