@@ -328,6 +328,9 @@ class VideoWriter:
             self.stream.options = {"crf": "30", "b": "0", "row-mt": "1"}
         self._audio: _AudioPump | None = None
         if audio is not None:
+            if suffix not in AUDIO_ENCODER:
+                self.abort()
+                raise DreamreelError(f"{str(path)!r}: a {suffix} file cannot carry sound")
             self._audio = _AudioPump(self.container, audio, suffix)
 
     def add(self, image: Image.Image, time: Fraction | None = None) -> None:
