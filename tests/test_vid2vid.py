@@ -73,7 +73,7 @@ def test_info_prints_the_recipe_of_video_and_run_folder(ntsc_run, capsys) -> Non
     assert 'prompt = "a watercolour"' in text
     _run(["info", str(out.with_suffix(".run"))])
     text = capsys.readouterr().out
-    assert "12 frames finished" in text and 'job = "vid2vid"' in text and "seed = 11" in text
+    assert "12 of 12 frames finished" in text and 'job = "vid2vid"' in text and "seed = 11" in text
 
 
 def test_rotated_phone_video_comes_out_upright(tmp_path: Path, tiny_model) -> None:
@@ -113,8 +113,7 @@ def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, tiny_mod
 
 
 def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, tiny_model) -> None:
-    from dreamreel.jobs.runner import run_video_job
-    from dreamreel.jobs.vid2vid import JOB
+    from dreamreel.jobs.runner import run_video_job, video_job
 
     source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(10))
     out = tmp_path / "fb.mp4"
@@ -127,7 +126,8 @@ def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, tiny_model) ->
     store.truncate(3)
     for index in (3, 4):
         store.frame_path(index).unlink()
-    run_video_job(JOB, store.recipe(), quiet=True, resume=True, model=tiny_model)
+    recipe = store.recipe()
+    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=tiny_model)
     resumed = _frames(run)
     assert len(resumed) == 5
     for a, b in zip(whole, resumed, strict=True):

@@ -136,7 +136,14 @@ def print_video_info(path: Path) -> None:
         recipe = store.recipe()
         done = store.done()
         click.echo(f"run folder: {path}")
-        click.echo(f"job: {recipe.job}; {len(done)} frames finished")
+        total = ""
+        try:
+            from dreamreel.jobs.runner import video_job
+
+            total = f" of {video_job(recipe.job).plan(recipe).frames}"
+        except DreamreelError:
+            pass  # e.g. the source video moved: the count of finished frames still helps
+        click.echo(f"job: {recipe.job}; {len(done)}{total} frames finished")
         video = getattr(recipe, "output", "")
         if video:
             state = "written" if Path(video).is_file() else "not written yet"
