@@ -43,10 +43,15 @@ def test_strength_sweep_frames_equal_separate_img2img(
     17-frame command is the same code path), each checked against a separate img2img."""
     out = tmp_path / "coyote.mp4"
     size = ["--width", "64", "--height", "48", "--steps", "5", "--seed", "3", "--quiet", "--model", "tiny"]
-    _run(
-        ["sweep", "photo of a cute friendly animal", "--image", str(sample_picture), "--param", "strength"]
-        + ["--from", "0.2", "--to", "1.0", "--frames", "5", "-o", str(out), *size]
-    )
+    sweep = [
+        "sweep",
+        "photo of a cute friendly animal",
+        "--image",
+        str(sample_picture),
+        "--param",
+        "strength",
+    ]
+    _run([*sweep, "--from", "0.2", "--to", "1.0", "--frames", "5", "-o", str(out), *size])
     from dreamreel.store import RunStore
     from dreamreel.video import probe_video
 
@@ -61,10 +66,8 @@ def test_strength_sweep_frames_equal_separate_img2img(
     assert sheet.width > 64 * 3 and sheet.height > 48 * 2  # 3 x 2 thumbnails with captions
     for index, strength in ((1, "0.4"), (4, "1.0")):
         still_dir = tmp_path / f"still{index}"
-        _run(
-            ["img2img", "photo of a cute friendly animal", "--image", str(sample_picture)]
-            + ["--strength", strength, "--out", str(still_dir), *size]
-        )
+        still = ["img2img", "photo of a cute friendly animal", "--image", str(sample_picture)]
+        _run([*still, "--strength", strength, "--out", str(still_dir), *size])
         (still,) = still_dir.glob("*.png")
         assert np.array_equal(_pixels(still), _pixels(store.frame_path(index))), f"frame {index}"
     # each frame PNG carries its own still recipe: rerender-able alone
@@ -133,8 +136,17 @@ def test_bad_sweeps_fail_in_one_line_before_the_model(
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(
-            ["sweep", "x", "--image", str(sample_picture), "--model", "tiny", "-o", str(tmp_path / "a.mp4")]
-            + args
+            [
+                "sweep",
+                "x",
+                "--image",
+                str(sample_picture),
+                "--model",
+                "tiny",
+                "-o",
+                str(tmp_path / "a.mp4"),
+                *args,
+            ]
         )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()

@@ -174,7 +174,7 @@ def rerender(
 @cli.command()
 @click.argument("path", type=click.Path())
 def info(path: str) -> None:
-    """Print what made a PNG (its recipe and A1111 parameters)."""
+    """Print what made a PNG (its recipe and A1111 parameters), a video or a run folder."""
     import json
 
     from dreamreel.metadata import read_png_metadata
@@ -182,6 +182,9 @@ def info(path: str) -> None:
     target = Path(path)
     if not target.exists():
         raise DreamreelError(f"{path!r} does not exist")
+    if target.is_dir() or target.suffix.lower() in cli_video.VIDEO_INFO_SUFFIXES:
+        cli_video.print_video_info(target)
+        return
     parameters, recipe = read_png_metadata(target)
     if parameters is None and recipe is None:
         raise DreamreelError(f"{path!r} carries no generation settings")

@@ -3,6 +3,7 @@ to the shared video-job runner. Heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -119,3 +120,56 @@ def vid2vid(prompt: str, **options: Any) -> None:
     fields.update(_given(options, (*names, "feedback", "batch", "mute")))
     recipe = Vid2VidRecipe(prompt=prompt, video=options["video"], **fields)
     _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)
+
+
+VIDEO_INFO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".m4v", ".avi", ".run")
+
+
+def print_video_info(path: Path) -> None:
+    """``dreamreel info`` for a video (its container facts and recipe) or a run folder (its progress
+    and recipe). A video without our metadata (a GIF) shows the recipe of the run folder beside it."""
+    from dreamreel.recipe import Recipe, recipe_to_toml, run_dir_for
+    from dreamreel.store import RunStore
+
+    if path.is_dir():
+        store = RunStore.open(path)
+        recipe = store.recipe()
+        done = store.done()
+        click.echo(f"run folder: {path}")
+        total = ""
+        try:
+            from dreamreel.jobs.runner import video_job
+
+            total = f" of {video_job(recipe.job).plan(recipe).frames}"
+        except DreamreelError:
+            pass  # e.g. the source video moved: the count of finished frames still helps
+        click.echo(f"job: {recipe.job}; {len(done)}{total} frames finished")
+        video = getattr(recipe, "output", "")
+        if video:
+            state = "written" if Path(video).is_file() else "not written yet"
+            click.echo(f"video: {video} ({state})")
+        click.echo("")
+        click.echo(recipe_to_toml(recipe).rstrip())
+        return
+    from dreamreel.sheet import format_value
+    from dreamreel.video import probe_video
+
+    info = probe_video(path)
+    frames = f"{info.frames} frames, " if info.frames else ""
+    length = f", {info.duration:.3f} s" if info.duration is not None else ""
+    rate = f"{float(info.rate):.6g} fps" + (f" ({info.rate})" if info.rate.denominator != 1 else "")
+    click.echo(f"video: {path}")
+    click.echo(f"{info.width}x{info.height}, {frames}{rate}{length}, audio: {info.audio_codec or 'none'}")
+    if info.rotation:
+        click.echo(f"rotation: {format_value(info.rotation)} degrees (shown upright)")
+    stored = info.recipe()
+    recipe_data = stored.get("recipe") if isinstance(stored, dict) else None
+    source = "its metadata"
+    if recipe_data is None and (run_dir_for(path) / "recipe.toml").is_file():
+        recipe_data = RunStore.open(run_dir_for(path)).recipe().to_dict()
+        source = str(run_dir_for(path))
+    if recipe_data is None:
+        raise DreamreelError(f"{str(path)!r} carries no dreamreel recipe (not made here, and no run folder)")
+    click.echo("")
+    click.echo(f"# recipe (from {source})")
+    click.echo(recipe_to_toml(Recipe.from_dict(recipe_data)).rstrip())

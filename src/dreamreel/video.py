@@ -328,6 +328,9 @@ class VideoWriter:
             self.stream.options = {"crf": "30", "b": "0", "row-mt": "1"}
         self._audio: _AudioPump | None = None
         if audio is not None:
+            if suffix not in AUDIO_ENCODER:
+                self.abort()
+                raise DreamreelError(f"{str(path)!r}: a {suffix} file cannot carry sound")
             self._audio = _AudioPump(self.container, audio, suffix)
 
     def add(self, image: Image.Image, time: Fraction | None = None) -> None:
@@ -478,8 +481,8 @@ class _AudioPump:
             if packet.pts is None or packet.size == 0:
                 continue
             time = (packet.pts - self.origin) * self.base - self.start
-            if time + (packet.duration or 0) * self.base <= 0:
-                continue  # wholly before the cut
+            if self.start and time + (packet.duration or 0) * self.base <= 0:
+                continue  # wholly before the cut (from the start, even the encoder's priming packet stays)
             yield packet, time
 
     def pump(self, until: Fraction, final: bool = False) -> None:

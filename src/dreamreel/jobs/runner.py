@@ -70,6 +70,23 @@ class VideoJob:
     finish: Callable[[RunStore, Any, VideoPlan], None] | None = None  # after the video (contact sheet)
 
 
+# job name (recipe.job) -> the module whose ``JOB`` runs it; `dreamreel resume` finds jobs here
+VIDEO_JOB_MODULES: dict[str, str] = {
+    "sweep": "dreamreel.jobs.sweep",
+    "vid2vid": "dreamreel.jobs.vid2vid",
+}
+
+
+def video_job(name: str) -> VideoJob:
+    """The VideoJob of a recipe's job name."""
+    import importlib
+
+    module = VIDEO_JOB_MODULES.get(name)
+    if module is None:
+        raise DreamreelError(f"{name!r} is not a video job; video jobs: {', '.join(VIDEO_JOB_MODULES)}")
+    return importlib.import_module(module).JOB  # type: ignore[no-any-return]
+
+
 def run_video_job(
     job: VideoJob,
     recipe: VideoRecipe,

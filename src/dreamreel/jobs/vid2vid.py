@@ -41,7 +41,7 @@ def plan(recipe: Vid2VidRecipe) -> VideoPlan:
     first = times[0]
     step = recipe.every / info.rate  # how long the last frame shows: one (selected) frame's time
     audio = None
-    if info.audio_codec and not recipe.mute:
+    if info.audio_codec and not recipe.mute and not recipe.output.lower().endswith(".gif"):  # GIF: no sound
         audio = AudioSource(recipe.video, start=first, copy=True)
     return VideoPlan(
         frames=len(times),

@@ -1,0 +1,207 @@
+"""dreamreel vid2vid: exact rate and timestamps, untouched audio, upright output, batch = single,
+feedback and resume, colour matching, and bad input refused before the model loads."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import audio_seconds, make_video, vfr_times, video_packets
+from PIL import Image
+
+from dreamreel.cli import main
+from dreamreel.errors import DreamreelError
+from dreamreel.store import RunStore
+from dreamreel.video import probe_video
+
+TINY = ["--model", "tiny", "--steps", "4", "--strength", "0.5", "--seed", "11", "--quiet"]
+
+
+def _run(args: list[str]) -> None:
+    try:
+        main(args)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+
+
+def _frames(run: Path) -> list[np.ndarray]:
+    store = RunStore.open(run)
+    return [np.asarray(store.read_frame(r.index)).astype(int) for r in store.done()]
+
+
+@pytest.fixture(scope="module")
+def ntsc_run(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
+    """A 29.97 fps clip with an AAC track (sound a second longer than the picture), through vid2vid."""
+    folder = tmp_path_factory.mktemp("ntsc")
+    source = make_video(folder / "phone.mp4", frames=12, audio=True)
+    out = folder / "dream.mp4"
+    _run(["vid2vid", "a watercolour", "--video", str(source), "-o", str(out), "--width", "64", *TINY])
+    return source, out
+
+
+def _audio_packets(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def test_rate_count_duration_and_audio_are_kept(ntsc_run) -> None:
+    source, out = ntsc_run
+    before, after = probe_video(source), probe_video(out)
+    assert after.rate == before.rate == Fraction(30000, 1001)
+    assert after.frames == 12
+    assert after.duration == pytest.approx(12 * 1001 / 30000, abs=1001 / 30000)
+    assert (after.width, after.height) == (64, 40)  # 96x64 fitted to width 64, multiples of 8
+    assert video_packets(out) == video_packets(source)
+    # the sound is copied packet for packet (no re-encode), and cut to the picture's length
+    assert after.audio_codec == "aac"
+    copied = _audio_packets(out)
+    assert copied == _audio_packets(source)[: len(copied)]
+    assert audio_seconds(out) == pytest.approx(12 * 1001 / 30000, abs=0.05)
+    assert after.recipe()["recipe"]["job"] == "vid2vid"
+
+
+def test_info_prints_the_recipe_of_video_and_run_folder(ntsc_run, capsys) -> None:
+    _, out = ntsc_run
+    _run(["info", str(out)])
+    text = capsys.readouterr().out
+    assert "64x40, 12 frames" in text and "30000/1001" in text and 'job = "vid2vid"' in text
+    assert 'prompt = "a watercolour"' in text
+    _run(["info", str(out.with_suffix(".run"))])
+    text = capsys.readouterr().out
+    assert "12 of 12 frames finished" in text and 'job = "vid2vid"' in text and "seed = 11" in text
+
+
+def test_rotated_phone_video_comes_out_upright(tmp_path: Path, tiny_model) -> None:
+    source = make_video(tmp_path / "portrait.mp4", frames=5, width=96, height=64, rotation=90)
+    out = tmp_path / "upright.mp4"
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(out), "--width", "48", *TINY])
+    info = probe_video(out)
+    assert info.rotation == 0  # no tag left for a player to turn it again
+    assert (info.width, info.height) == (48, 72)  # portrait, as the phone showed it
+    assert info.frames == 5
+
+
+def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path, tiny_model) -> None:
+    times = vfr_times(8)
+    source = make_video(tmp_path / "vfr.mp4", frames=8, times=times)
+    out = tmp_path / "vfr-out.mp4"
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(out), "--width", "64", *TINY])
+    assert video_packets(out) == times
+    info = probe_video(out)
+    assert info.duration == pytest.approx(float(times[-1]) + float(1 / info.rate), abs=0.1)
+
+
+def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, tiny_model) -> None:
+    source = make_video(tmp_path / "clip.mp4", frames=16, rate=Fraction(8))
+    cut = ["--start", "0.5", "--end", "1.5", "--every", "2", "--width", "64", "--seed-mode", "iter"]
+    one, three = tmp_path / "one.mp4", tmp_path / "three.mp4"
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(one), *cut, *TINY])
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(three), "--batch", "3", *cut, *TINY])
+    singles, batched = _frames(tmp_path / "one.run"), _frames(tmp_path / "three.run")
+    assert len(singles) == len(batched) == 4  # frames 4, 6, 8, 10 of the source
+    for a, b in zip(singles, batched, strict=True):
+        assert np.abs(a - b).max() <= 1  # float batching may round one 8-bit level differently
+    assert video_packets(one) == [Fraction(k, 4) for k in range(4)]  # every 2nd frame of 8 fps
+    records = RunStore.open(tmp_path / "one.run").done()
+    assert [r.seed for r in records] == [11, 12, 13, 14]  # iter: base seed + frame
+    assert [r.values["source_time"] for r in records] == [0.5, 0.75, 1.0, 1.25]
+
+
+def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, tiny_model) -> None:
+    from dreamreel.jobs.runner import run_video_job, video_job
+
+    source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(10))
+    out = tmp_path / "fb.mp4"
+    aids = ["--feedback", "0.4", "--color-match", "first", "--color-strength", "0.8", "--width", "64"]
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(out), *aids, *TINY])
+    run = tmp_path / "fb.run"
+    whole = _frames(run)
+    # lose the last two frames (as a crash would), then continue from frame 3
+    store = RunStore.open(run)
+    store.truncate(3)
+    for index in (3, 4):
+        store.frame_path(index).unlink()
+    recipe = store.recipe()
+    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=tiny_model)
+    resumed = _frames(run)
+    assert len(resumed) == 5
+    for a, b in zip(whole, resumed, strict=True):
+        assert np.array_equal(a, b)
+    assert probe_video(out).frames == 5
+
+
+def test_colour_match_moves_lab_statistics() -> None:
+    from skimage.color import rgb2lab
+
+    from dreamreel.colour import color_match
+
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 120, (32, 40, 3), dtype=np.uint8)  # dark
+    reference = rng.integers(100, 255, (24, 24, 3), dtype=np.uint8)  # bright, another size
+    assert np.array_equal(color_match(picture, reference, 0.0), picture)
+    matched = color_match(picture, reference, 1.0)
+    got, want = rgb2lab(matched).reshape(-1, 3), rgb2lab(reference).reshape(-1, 3)
+    assert np.allclose(got.mean(axis=0), want.mean(axis=0), atol=1.5)
+    assert np.allclose(got.std(axis=0), want.std(axis=0), rtol=0.1, atol=1.0)
+    half = rgb2lab(color_match(picture, reference, 0.5))[..., 0].mean()
+    assert rgb2lab(picture)[..., 0].mean() < half < got[:, 0].mean()
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr("dreamreel.model.load_model", refuse)
+
+
+def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
+    good = make_video(tmp / "good.mp4", frames=4, audio=True)
+    empty = tmp / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp / "letter.mp4"
+    text.write_text("Dear Sir,\n" * 50)
+    corrupt = tmp / "corrupt.mp4"
+    corrupt.write_bytes(good.read_bytes()[:200])
+    sound = tmp / "sound.m4a"
+    import av
+
+    with av.open(str(good)) as source, av.open(str(sound), "w") as out:
+        stream = out.add_stream_from_template(source.streams.audio[0])
+        for packet in source.demux(source.streams.audio[0]):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    return [
+        (["--video", str(tmp / "missing.mp4")], "does not exist"),
+        (["--video", str(empty)], "empty file"),
+        (["--video", str(text)], "not a video file"),
+        (["--video", str(corrupt)], str(corrupt)),
+        (["--video", str(sound)], "no video stream"),
+        (["--video", str(good), "--every", "0"], "--every must be"),
+        (["--video", str(good), "--feedback", "0.3", "--batch", "2"], "--batch needs independent frames"),
+        (["--video", str(good), "--strength", "1.5"], "--strength must be between 0 and 1"),
+        (["--video", str(good), "--start", "9"], "past the end"),
+        (["--video", str(good), "--width", "60"], "nearest valid sizes: 56 or 64"),
+        (["--video", str(good), "--fps", "0"], "--fps"),
+    ]
+
+
+def test_bad_input_is_one_line_before_the_model(tmp_path: Path, capsys, no_model) -> None:
+    for args, message in _bad_inputs(tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["vid2vid", "x", "--model", "tiny", "-o", str(tmp_path / "out.mp4"), *args])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2, (args, err)
+        assert err.startswith("error: ") and message in err and "\n" not in err, (args, err)
+    assert not (tmp_path / "out.run").exists()
+    with pytest.raises(DreamreelError, match="no dreamreel recipe"):
+        from dreamreel.cli_video import print_video_info
+
+        print_video_info(tmp_path / "good.mp4")
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
