@@ -233,26 +233,49 @@ def _shell_quote(text: str) -> str:
 
 @cli.command()
 @click.argument("folder", type=click.Path())
+@click.option("--force", is_flag=True, help="Resume even when the result would not be exact (recorded).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def resume(folder: str, quiet: bool, debug: bool) -> None:
-    """Finish interrupted work in FOLDER: the seed loops of an output folder."""
+def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
+    """Finish interrupted work: a video's run folder (NAME.run or NAME.mp4) or the seed loops of an output folder.
+
+    Frames already safe (file present, sha256 as in the manifest) are kept; rendering continues from the
+    first missing one with all state restored, then the video is encoded again.
+    """
+    target = Path(folder)
+    if target.suffix.lower() in (".mp4", ".gif", ".webm") and not target.is_dir():
+        target = target.with_suffix(".run")
+    if not target.is_dir():
+        raise DreamreelError(f"{folder!r} is not a run folder or an output folder")
+    if (target / "recipe.toml").is_file():
+        _resume_video_run(target, force=force, quiet=quiet)
+    else:
+        _resume_still_runs(target, quiet=quiet)
+
+
+def _resume_video_run(folder: Path, *, force: bool, quiet: bool) -> None:
+    from dreamreel.jobs.runner import run_video_job, video_job
+    from dreamreel.store import RunStore
+
+    recipe = RunStore.open(folder).recipe()
+    if Path(recipe.run_dir).resolve() != folder.resolve():  # the run folder was moved: follow it
+        recipe = recipe.replace(output=str(folder.with_suffix(Path(recipe.output).suffix)))
+    run_video_job(
+        video_job(recipe.job), recipe, resume=True, force=force, quiet=quiet, echo=lambda m: click.echo(m, err=True)
+    )
+
+
+def _resume_still_runs(folder: Path, *, quiet: bool) -> None:
     from dreamreel.stills import incomplete_runs
 
-    target = Path(folder)
-    if not target.is_dir():
-        raise DreamreelError(f"{folder!r} is not a folder")
-    runs = incomplete_runs(target)
+    runs = incomplete_runs(folder)
     if not runs:
         click.echo(f"nothing to resume in {folder}", err=True)
         return
     for run in runs:
         run.recipe.validate()
         missing = run.missing_positions()
-        click.echo(
-            f"resuming {run.record.name}: {len(missing)} of {len(run.recipe.seeds)} pictures to render",
-            err=True,
-        )
+        click.echo(f"resuming {run.record.name}: {len(missing)} of {len(run.recipe.seeds)} pictures to render", err=True)
         model = _load(run.recipe, quiet)
         _render_still_run(model, run, missing, quiet)
 

@@ -56,7 +56,7 @@ def _schedules(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any
 
 
 def _run_video(recipe: Any, quiet: bool) -> None:
-    from dreamreel.jobs.runner import run_video_job
+    from dreamreel.jobs.runner import run_video_job, video_job
 
     run_video_job(video_job(recipe.job), recipe, quiet=quiet, echo=lambda m: click.echo(m, err=True))
 
@@ -252,20 +252,6 @@ def load_job_modules() -> None:
 
     for module in pkgutil.iter_modules(jobs.__path__):
         importlib.import_module(f"dreamreel.jobs.{module.name}")
-
-
-def video_job(name: str) -> Any:
-    """The VideoJob of a job name, found in its module ``dreamreel.jobs.<name>``."""
-    from dreamreel.jobs.runner import VideoJob
-
-    try:
-        module = importlib.import_module(f"dreamreel.jobs.{name}")
-    except ImportError:
-        module = None
-    for value in vars(module).values() if module else ():
-        if isinstance(value, VideoJob) and value.name == name:
-            return value
-    raise DreamreelError(f"{name} is not a video job")
 
 
 # Every job's recipe class registers itself on import; with all of them known, any command that

@@ -4,6 +4,8 @@
     NAME.run/frames/000000.png  one PNG per finished frame, written atomically (temp, fsync, rename)
     NAME.run/manifest.jsonl     one JSON line per finished frame, appended and fsynced only after
                                 the frame file is safe: index, seed, values, time, file, sha256
+    NAME.run/run.json           what a resume must match to be exact: dreamreel/diffusers/torch
+                                versions, the recipe file's sha256, the model hash (and any --force)
 
 A run killed at any moment loses at most the frame in flight: a frame counts as done only when its
 manifest line is complete and its file is present with the recorded sha256 (see ``done``).
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 RECIPE_NAME = "recipe.toml"
 MANIFEST_NAME = "manifest.jsonl"
+RUN_INFO_NAME = "run.json"
 FRAMES_NAME = "frames"
 
 
@@ -63,6 +66,19 @@ class FrameRecord:
             values=dict(data.get("values") or {}),
             time=Fraction(time) if time is not None else None,
         )
+
+
+def software_versions() -> dict[str, str]:
+    """Versions whose change can alter frames (read from package metadata: no heavy imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("dreamreel", "diffusers", "torch"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "unknown"
+    return found
 
 
 def frame_name(index: int) -> str:
@@ -101,8 +117,10 @@ class RunStore:
         except OSError as exc:
             reason = exc.strerror or exc
             raise DreamreelError(f"could not prepare run folder {str(path)!r}: {reason}") from exc
-        write_atomic(path / RECIPE_NAME, recipe_to_toml(recipe).encode("utf-8"))
+        recipe_bytes = recipe_to_toml(recipe).encode("utf-8")
+        write_atomic(path / RECIPE_NAME, recipe_bytes)
         write_atomic(path / MANIFEST_NAME, b"")
+        store.write_info({**software_versions(), "recipe_sha256": hashlib.sha256(recipe_bytes).hexdigest()})
         return store
 
     @classmethod
@@ -114,6 +132,48 @@ class RunStore:
         if not (store.folder / RECIPE_NAME).is_file():
             raise DreamreelError(f"{str(folder)!r} is not a dreamreel run folder (no {RECIPE_NAME})")
         return store
+
+    # -- what a resume must match ----------------------------------------------------------------
+
+    def read_info(self) -> dict[str, Any]:
+        path = self.folder / RUN_INFO_NAME
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError) as exc:
+            raise DreamreelError(f"{str(path)!r} is damaged: {exc}") from exc
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        write_atomic(self.folder / RUN_INFO_NAME, json.dumps(info, indent=1, sort_keys=True).encode("utf-8"))
+
+    def resume_conflicts(self) -> list[str]:
+        """Why continuing this run now would not give the frames an unbroken run gives (before the model loads)."""
+        info = self.read_info()
+        problems = []
+        for name, version in software_versions().items():
+            if name in info and info[name] != version:
+                problems.append(f"it was started with {name} {info[name]}, this is {name} {version}")
+        recipe_sha = hashlib.sha256((self.folder / RECIPE_NAME).read_bytes()).hexdigest()
+        if info.get("recipe_sha256", recipe_sha) != recipe_sha:
+            problems.append(f"{RECIPE_NAME} was edited after the run started")
+        return problems
+
+    def model_conflict(self, model_hash: str) -> str | None:
+        """Record the model hash on first use; on a resume, say if the model differs."""
+        info = self.read_info()
+        known = info.get("model_hash")
+        if known is None:
+            self.write_info({**info, "model_hash": model_hash})
+            return None
+        if known != model_hash:
+            return f"it was started with model hash {known}, the model loaded now has {model_hash}"
+        return None
+
+    def record_forced(self, reasons: list[str]) -> None:
+        info = self.read_info()
+        info.setdefault("forced_resumes", []).append({"after_frames": len(self.done()), "reasons": reasons})
+        self.write_info(info)
 
     def recipe(self) -> Recipe:
         from dreamreel.recipe import recipe_from_toml

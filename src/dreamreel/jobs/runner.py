@@ -15,6 +15,7 @@ lossless, so a job that feeds quantized frames forward continues exactly as an u
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
+from dreamreel.interrupts import resumable
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -70,21 +72,18 @@ class VideoJob:
     finish: Callable[[RunStore, Any, VideoPlan], None] | None = None  # after the video (contact sheet)
 
 
-# job name (recipe.job) -> the module whose ``JOB`` runs it; `dreamreel resume` finds jobs here
-VIDEO_JOB_MODULES: dict[str, str] = {
-    "sweep": "dreamreel.jobs.sweep",
-    "vid2vid": "dreamreel.jobs.vid2vid",
-}
-
-
 def video_job(name: str) -> VideoJob:
-    """The VideoJob of a recipe's job name."""
+    """The VideoJob of a recipe's job name: the one defined in ``dreamreel.jobs.<name>``."""
     import importlib
 
-    module = VIDEO_JOB_MODULES.get(name)
-    if module is None:
-        raise DreamreelError(f"{name!r} is not a video job; video jobs: {', '.join(VIDEO_JOB_MODULES)}")
-    return importlib.import_module(module).JOB  # type: ignore[no-any-return]
+    try:
+        module = importlib.import_module(f"dreamreel.jobs.{name}")
+    except ImportError:
+        module = None
+    for value in vars(module).values() if module is not None else ():
+        if isinstance(value, VideoJob) and value.name == name:
+            return value
+    raise DreamreelError(f"{name!r} is not a video job (video jobs: sweep, vid2vid, zoom, interpolate)")
 
 
 def run_video_job(
@@ -93,6 +92,7 @@ def run_video_job(
     *,
     quiet: bool = False,
     resume: bool = False,
+    force: bool = False,
     model: LoadedModel | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> Path:
@@ -107,6 +107,7 @@ def run_video_job(
         raise DreamreelError(f"{job.name}: nothing to render (0 frames)")
     if resume:
         store = RunStore.open(recipe.run_dir)
+        _check_resumable(store.resume_conflicts(), store, force, say)
         start = len(store.done())
         store.truncate(start)
     else:
@@ -115,18 +116,18 @@ def run_video_job(
     if start < plan.frames:
         if model is None:
             model = _load(recipe, quiet, say)
-        try:
+        conflict = store.model_conflict(model.model_hash)
+        _check_resumable([conflict] if conflict else [], store, force, say)
+    with resumable(f"dreamreel resume {shlex.quote(str(store.folder))}"):
+        if start < plan.frames:
+            assert model is not None
             with Progress(plan.frames - start, unit="frame", quiet=quiet) as progress:
                 frames = job.frames(model, recipe, plan, start=start, store=store, on_step=progress.on_step)
                 for item in frames:
                     time = plan.times[item.index] if plan.times is not None else None
                     store.save(item, time=time)
                     progress.item_done()
-        except KeyboardInterrupt:
-            safe = len(store.done())
-            say(f"interrupted; {safe} frames are safe. Continue with: dreamreel resume {store.folder}")
-            raise
-    output = encode_run(store, recipe, plan, quiet=quiet)
+        output = encode_run(store, recipe, plan, quiet=quiet)
     if job.finish is not None:
         job.finish(store, recipe, plan)
     if not quiet:
@@ -190,6 +191,19 @@ def encode_run(store: RunStore, recipe: VideoRecipe, plan: VideoPlan, *, quiet: 
         writer.abort()
         raise
     return writer.close(end_time=time)
+
+
+def _check_resumable(problems: list[str], store: RunStore, force: bool, say: Callable[[str], None]) -> None:
+    """Refuse a resume that would not be exact, unless forced (and then record that it was)."""
+    if not problems:
+        return
+    if not force:
+        raise DreamreelError(
+            f"resuming {store.folder} would not be exact: {'; '.join(problems)}. "
+            "Re-run it from its recipe, or resume anyway with --force"
+        )
+    say(f"resuming anyway (--force): {'; '.join(problems)}")
+    store.record_forced(problems)
 
 
 def _load(recipe: VideoRecipe, quiet: bool, say: Callable[[str], None]) -> LoadedModel:
