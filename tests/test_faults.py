@@ -72,3 +72,27 @@ def test_nan_decode_in_fp32_names_the_problem_and_keeps_earlier_pictures(tmp_pat
     assert code == 2
     assert "NaN" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["00000-1.png"]
+
+
+def test_gpu_out_of_memory_is_one_line_with_what_to_try(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from dreamreel.render import Renderer
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Renderer, "generate", out_of_memory)
+    code, err = run([*ARGS, "--seed", "1", "--out", str(tmp_path)], capsys)
+    assert code == 3
+    assert "ran out of memory" in err and "--batch 1" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("a cat\x00rm -rf", "NUL byte"), ("caf\udce9", "not valid UTF-8")],  # \udce9: a Latin-1 byte in argv
+)
+def test_hostile_prompts_refused(tmp_path, capsys, prompt, message):
+    code, err = run(["txt2img", prompt, "--model", "tiny", "--out", str(tmp_path)], capsys)
+    assert code == 2 and message in err
+    assert not list(tmp_path.glob("*.png"))

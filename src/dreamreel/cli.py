@@ -333,6 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug or an environment problem: still one line without --debug
         if debug:
             raise
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
+            click.echo(
+                "error: the GPU ran out of memory; try a smaller --width/--height, --batch 1, or --dtype fp16 "
+                "(finished frames are kept; `dreamreel resume` continues a video run)",
+                err=True,
+            )
+            sys.exit(3)
         click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
         sys.exit(1)
 

@@ -218,6 +218,10 @@ def check_prompt(what: str, text: str) -> None:
         raise DreamreelError(f"the {what} must be text")
     if "\x00" in text:
         raise DreamreelError(f"the {what} contains a NUL byte")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as lone surrogates
+        raise DreamreelError(f"the {what} is not valid UTF-8 text; check the terminal's encoding") from None
 
 
 def check_seed(seed: int) -> None:
