@@ -96,3 +96,71 @@ def test_hostile_prompts_refused(tmp_path, capsys, prompt, message):
     code, err = run(["txt2img", prompt, "--model", "tiny", "--out", str(tmp_path)], capsys)
     assert code == 2 and message in err
     assert not list(tmp_path.glob("*.png"))
+
+
+ZOOM = [
+    "zoom",
+    "a cat",
+    "--frames",
+    "5",
+    "--steps",
+    "4",
+    "--model",
+    "tiny",
+    "--width",
+    "32",
+    "--height",
+    "32",
+]
+
+
+def test_disk_full_while_writing_a_video_frame_keeps_frames_and_resumes(tmp_path, capsys, monkeypatch):
+    import dreamreel.store
+
+    real_write = dreamreel.store.write_atomic
+    frames_written = {"n": 0}
+
+    def full_disk(path, data):
+        if "frames" in str(path):
+            frames_written["n"] += 1
+            if frames_written["n"] == 3:
+                raise dreamreel.files.DreamreelError(
+                    f"could not write {str(path)!r}: No space left on device"
+                )
+        return real_write(path, data)
+
+    import dreamreel.files
+
+    monkeypatch.setattr(dreamreel.store, "write_atomic", full_disk)
+    target = tmp_path / "film.mp4"
+    code, err = run([*ZOOM, "--quiet", "-o", str(target)], capsys)
+    assert code == 2 and "No space left" in err and "dreamreel resume" in err and err.count("\n") == 1
+    run_dir = tmp_path / "film.run"
+    assert len(list((run_dir / "frames").glob("*.png"))) == 2
+    assert not target.exists()
+
+    monkeypatch.setattr(dreamreel.store, "write_atomic", real_write)
+    assert run(["resume", str(run_dir), "--quiet"], capsys)[0] == 0
+    assert len(list((run_dir / "frames").glob("*.png"))) == 5 and target.stat().st_size > 0
+
+
+def test_encode_that_dies_leaves_frames_and_resume_rebuilds_the_video(tmp_path, capsys, monkeypatch):
+    import dreamreel.video
+
+    real_add = dreamreel.video.VideoWriter.add
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dreamreel.video.VideoWriter, "add", no_space)
+    target = tmp_path / "film.mp4"
+    code, err = run([*ZOOM, "--quiet", "-o", str(target)], capsys)
+    assert code != 0 and err.count("\n") == 1
+    assert len(list((tmp_path / "film.run" / "frames").glob("*.png"))) == 5
+
+    monkeypatch.setattr(dreamreel.video.VideoWriter, "add", real_add)
+    assert run(["resume", str(tmp_path / "film.run"), "--quiet"], capsys)[0] == 0
+    import av
+
+    with av.open(str(target)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 5

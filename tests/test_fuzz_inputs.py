@@ -61,3 +61,16 @@ def test_seed_lists_raise_only_clear_errors(text):
         assert "\n" not in str(exc)
     else:
         assert seeds and all(0 <= s < 2**32 for s in seeds)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=512), st.text(max_size=200).map(str.encode)))
+def test_video_check_raises_only_clear_errors(tmp_path, data):
+    from dreamreel.video import probe_video
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(data)
+    try:
+        probe_video(path)
+    except DreamreelError as exc:
+        assert "\n" not in str(exc)
