@@ -22,6 +22,13 @@ def _run(args: list[str]) -> None:
             raise
 
 
+@pytest.fixture
+def cli_tiny(monkeypatch, tiny_model):
+    """CLI runs in these tests reuse the session's tiny model instead of building it each time."""
+    monkeypatch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
+    return tiny_model
+
+
 def _pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -36,9 +43,7 @@ def no_model(monkeypatch):
     monkeypatch.setattr("dreamreel.model.load_model", refuse)
 
 
-def test_strength_sweep_frames_equal_separate_img2img(
-    tmp_path: Path, sample_picture: Path, tiny_model
-) -> None:
+def test_strength_sweep_frames_equal_separate_img2img(tmp_path: Path, sample_picture: Path, cli_tiny) -> None:
     """The issue's acceptance command at test size (5 frames instead of 17 to keep the suite fast; the
     17-frame command is the same code path), each checked against a separate img2img."""
     out = tmp_path / "coyote.mp4"
@@ -78,7 +83,7 @@ def test_strength_sweep_frames_equal_separate_img2img(
     assert "Denoising strength: 0.4" in parameters
 
 
-def test_seed_sweep_is_txt2img_per_seed_and_caption_only_in_video(tmp_path: Path, tiny_model) -> None:
+def test_seed_sweep_is_txt2img_per_seed_and_caption_only_in_video(tmp_path: Path, cli_tiny) -> None:
     out = tmp_path / "seeds.mp4"
     common = ["--width", "64", "--height", "64", "--steps", "4", "--quiet", "--model", "tiny"]
     _run(["sweep", "a cat", "--param", "seed", "--values", "5,9", "--caption", "-o", str(out), *common])

@@ -27,6 +27,13 @@ def _run(args: list[str]) -> None:
             raise
 
 
+@pytest.fixture
+def cli_tiny(monkeypatch, tiny_model):
+    """CLI runs in these tests reuse the session's tiny model instead of building it each time."""
+    monkeypatch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
+    return tiny_model
+
+
 def _frames(run: Path) -> list[np.ndarray]:
     store = RunStore.open(run)
     return [np.asarray(store.read_frame(r.index)).astype(int) for r in store.done()]
@@ -38,7 +45,9 @@ def ntsc_run(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("ntsc")
     source = make_video(folder / "phone.mp4", frames=12, audio=True)
     out = folder / "dream.mp4"
-    _run(["vid2vid", "a watercolour", "--video", str(source), "-o", str(out), "--width", "64", *TINY])
+    with pytest.MonkeyPatch.context() as patch:  # reuse the session's tiny model
+        patch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
+        _run(["vid2vid", "a watercolour", "--video", str(source), "-o", str(out), "--width", "64", *TINY])
     return source, out
 
 
@@ -76,7 +85,7 @@ def test_info_prints_the_recipe_of_video_and_run_folder(ntsc_run, capsys) -> Non
     assert "12 of 12 frames finished" in text and 'job = "vid2vid"' in text and "seed = 11" in text
 
 
-def test_rotated_phone_video_comes_out_upright(tmp_path: Path, tiny_model) -> None:
+def test_rotated_phone_video_comes_out_upright(tmp_path: Path, cli_tiny) -> None:
     source = make_video(tmp_path / "portrait.mp4", frames=5, width=96, height=64, rotation=90)
     out = tmp_path / "upright.mp4"
     _run(["vid2vid", "a cat", "--video", str(source), "-o", str(out), "--width", "48", *TINY])
@@ -86,7 +95,7 @@ def test_rotated_phone_video_comes_out_upright(tmp_path: Path, tiny_model) -> No
     assert info.frames == 5
 
 
-def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path, tiny_model) -> None:
+def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path, cli_tiny) -> None:
     times = vfr_times(8)
     source = make_video(tmp_path / "vfr.mp4", frames=8, times=times)
     out = tmp_path / "vfr-out.mp4"
@@ -96,7 +105,7 @@ def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path, tiny_model) -
     assert info.duration == pytest.approx(float(times[-1]) + float(1 / info.rate), abs=0.1)
 
 
-def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, tiny_model) -> None:
+def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, cli_tiny) -> None:
     source = make_video(tmp_path / "clip.mp4", frames=16, rate=Fraction(8))
     cut = ["--start", "0.5", "--end", "1.5", "--every", "2", "--width", "64", "--seed-mode", "iter"]
     one, three = tmp_path / "one.mp4", tmp_path / "three.mp4"
@@ -112,7 +121,7 @@ def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, tiny_mod
     assert [r.values["source_time"] for r in records] == [0.5, 0.75, 1.0, 1.25]
 
 
-def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, tiny_model) -> None:
+def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, cli_tiny) -> None:
     from dreamreel.jobs.runner import run_video_job, video_job
 
     source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(10))
@@ -127,7 +136,7 @@ def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, tiny_model) ->
     for index in (3, 4):
         store.frame_path(index).unlink()
     recipe = store.recipe()
-    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=tiny_model)
+    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=cli_tiny)
     resumed = _frames(run)
     assert len(resumed) == 5
     for a, b in zip(whole, resumed, strict=True):
