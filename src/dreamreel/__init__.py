@@ -19,6 +19,15 @@ _LAZY = {
     "img2img": "dreamreel.jobs.img2img",
     "Txt2ImgRecipe": "dreamreel.recipe",
     "Img2ImgRecipe": "dreamreel.recipe",
+    "SweepRecipe": "dreamreel.recipe",
+    "Vid2VidRecipe": "dreamreel.recipe",
+    "ZoomRecipe": "dreamreel.jobs.zoom",
+    "zoom": "dreamreel.jobs.zoom",
+    "InterpolateRecipe": "dreamreel.jobs.interpolate",
+    "interpolate": "dreamreel.jobs.interpolate",
+    "run_video_job": "dreamreel.jobs.runner",
+    "video_job": "dreamreel.jobs.runner",
+    "recipe_from_toml": "dreamreel.recipe",
 }
 
 __all__ = ["__version__", *_LAZY]

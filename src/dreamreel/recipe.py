@@ -82,7 +82,7 @@ class Recipe:
         """Build the recipe of ``data["job"]`` (or of ``cls``), refusing unknown keys by name."""
         data = dict(data)
         job = data.pop("job", cls.job)
-        recipe_cls = RECIPES.get(job) if job else cls
+        recipe_cls = _recipe_class(job) if job else cls
         if recipe_cls is None:
             raise DreamreelError(f"unknown job {job!r}; choose one of {', '.join(RECIPES)}")
         names = {f.name for f in dataclasses.fields(recipe_cls)}
@@ -177,6 +177,18 @@ class VideoRecipe(Recipe):
 
 
 RECIPES: dict[str, type[Recipe]] = {r.job: r for r in (Txt2ImgRecipe, Img2ImgRecipe)}
+
+
+def _recipe_class(job: str) -> type[Recipe] | None:
+    """The recipe class of a job; a job module registers its recipe when first imported."""
+    if job not in RECIPES and job.isidentifier():
+        import importlib
+
+        try:
+            importlib.import_module(f"dreamreel.jobs.{job}")
+        except ImportError:
+            return None
+    return RECIPES.get(job)
 
 
 def register_recipe(recipe_cls: type[Recipe]) -> type[Recipe]:
