@@ -9,7 +9,7 @@ import dreamreel
 
 
 def test_jobs_are_generators_over_the_api(tiny_model):
-    recipe = dreamreel.Txt2ImgRecipe(prompt="a cat", seeds=[1, 2], steps=3, width=64, height=64)
+    recipe = dreamreel.Txt2ImgRecipe(prompt="a cat", model="tiny", seeds=[1, 2], steps=3, width=64, height=64)
     frames = list(dreamreel.txt2img(tiny_model, recipe))
     assert [f.seed for f in frames] == [1, 2]
     assert frames[0].image.size == (64, 64)
