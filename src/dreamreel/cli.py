@@ -261,7 +261,12 @@ def _resume_video_run(folder: Path, *, force: bool, quiet: bool) -> None:
     if Path(recipe.run_dir).resolve() != folder.resolve():  # the run folder was moved: follow it
         recipe = recipe.replace(output=str(folder.with_suffix(Path(recipe.output).suffix)))
     run_video_job(
-        video_job(recipe.job), recipe, resume=True, force=force, quiet=quiet, echo=lambda m: click.echo(m, err=True)
+        video_job(recipe.job),
+        recipe,
+        resume=True,
+        force=force,
+        quiet=quiet,
+        echo=lambda m: click.echo(m, err=True),
     )
 
 
@@ -275,7 +280,10 @@ def _resume_still_runs(folder: Path, *, quiet: bool) -> None:
     for run in runs:
         run.recipe.validate()
         missing = run.missing_positions()
-        click.echo(f"resuming {run.record.name}: {len(missing)} of {len(run.recipe.seeds)} pictures to render", err=True)
+        click.echo(
+            f"resuming {run.record.name}: {len(missing)} of {len(run.recipe.seeds)} pictures to render",
+            err=True,
+        )
         model = _load(run.recipe, quiet)
         _render_still_run(model, run, missing, quiet)
 

@@ -63,19 +63,6 @@ def _run_video(recipe: Any, quiet: bool) -> None:
 
 # -- zoom ------------------------------------------------------------------------------------
 
-ZOOM_SCHEDULES = (
-    "zoom",
-    "angle",
-    "tx",
-    "ty",
-    "strength",
-    "guidance",
-    "steps",
-    "noise",
-    "contrast",
-    "blend_back",
-    "color_strength",
-)
 
 zoom_options = _options(
     click.option("--frames", type=int, help="Number of frames (default 48)."),
@@ -116,13 +103,13 @@ zoom_options = _options(
 @shared_options
 def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
-    from dreamreel.jobs.zoom import ZoomRecipe
+    from dreamreel.jobs.zoom import SCHEDULED, ZoomRecipe
 
     fields = _given(options, ("negative", "width", "height", "scheduler", "model", "device", "dtype"))
     fields.update(_given(options, VIDEO_FIELDS))
     plain = ("frames", "prompts", "prompt_blend", "seed", "seed_mode", "border", "grayscale", "tint")
     fields.update(_given(options, (*plain, "color_match", "color_space", "start")))
-    fields.update(_schedules(options, ZOOM_SCHEDULES))
+    fields.update(_schedules(options, SCHEDULED))
     recipe = ZoomRecipe(prompt=prompt or "", **fields)
     _run_video(recipe, options["quiet"])
 

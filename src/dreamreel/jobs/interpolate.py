@@ -196,8 +196,7 @@ def _describe(
     height: int,
 ) -> RenderedImage:
     from dreamreel.images import tensor_to_pil
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.metadata import a1111_params, format_parameters
+    from dreamreel.jobs.still import RenderedImage, infotext
 
     t = plan["t"]
     prompt_a, prompt_b = plan["prompts"]
@@ -205,17 +204,10 @@ def _describe(
     extra: dict[str, Any] = {"Frame": index}
     if t > 0:
         extra.update({"Interpolation": round(t, 6), "Next seed": seed_b})
-    params = a1111_params(
-        steps=recipe.steps,
-        sampler=renderer.scheduler_name,
-        guidance=recipe.guidance,
-        seed=seed_a,
-        width=width,
-        height=height,
-        model_hash=model.model_hash,
-        model=model.name,
-        extra=extra,
-    )
+    parameters = infotext(
+        model, renderer, prompt=prompt_a, negative=recipe.negative, steps=recipe.steps,
+        guidance=recipe.guidance, seed=seed_a, width=width, height=height, extra=extra,
+    )  # fmt: skip
     facts: dict[str, Any] = {
         "frame": index,
         "seed": seed_a,
@@ -230,7 +222,7 @@ def _describe(
         seed=seed_a,
         image=tensor_to_pil(picture)[0],
         recipe=recipe,
-        parameters=format_parameters(prompt_a, recipe.negative, params),
+        parameters=parameters,
         facts=facts,
     )
 

@@ -41,11 +41,32 @@ def describe_still(
     strength: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """The A1111 ``parameters`` text of one picture."""
+    """The A1111 ``parameters`` text of one picture made with the recipe's own settings."""
+    return infotext(
+        model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=recipe.steps,
+        guidance=recipe.guidance, seed=seed, width=width, height=height, strength=strength, extra=extra,
+    )  # fmt: skip
+
+
+def infotext(
+    model: LoadedModel,
+    renderer: Renderer,
+    *,
+    prompt: str,
+    negative: str,
+    steps: int,
+    guidance: float,
+    seed: int,
+    width: int,
+    height: int,
+    strength: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """The A1111 ``parameters`` text of any picture (video frames pass their per-frame values)."""
     params = a1111_params(
-        steps=recipe.steps,
+        steps=steps,
         sampler=renderer.scheduler_name,
-        guidance=recipe.guidance,
+        guidance=guidance,
         seed=seed,
         width=width,
         height=height,
@@ -54,4 +75,4 @@ def describe_still(
         strength=strength,
         extra={**model.infotext_extras(), **(extra or {})},
     )
-    return format_parameters(recipe.prompt, recipe.negative, params)
+    return format_parameters(prompt, negative, params)

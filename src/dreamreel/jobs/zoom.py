@@ -390,8 +390,7 @@ def _render_frame(
     on_step: StepCallback | None,
 ) -> tuple[RenderedImage, torch.Tensor]:
     from dreamreel.images import tensor_to_pil
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.metadata import a1111_params, format_parameters
+    from dreamreel.jobs.still import RenderedImage, infotext
     from dreamreel.render import effective_steps, quantize
 
     v = recipe.values_at(index)
@@ -417,18 +416,10 @@ def _render_frame(
         on_step=on_step,
     )
     picture = quantize(output)  # what goes forward is exactly what the PNG holds
-    params = a1111_params(
-        steps=steps,
-        sampler=renderer.scheduler_name,
-        guidance=guidance,
-        seed=seed,
-        width=width,
-        height=height,
-        model_hash=model.model_hash,
-        model=model.name,
-        strength=strength,
-        extra={"Frame": index},
-    )
+    parameters = infotext(
+        model, renderer, prompt=prompt, negative=recipe.negative, steps=steps, guidance=guidance,
+        seed=seed, width=width, height=height, strength=strength, extra={"Frame": index},
+    )  # fmt: skip
     facts: dict[str, Any] = {
         "frame": index,
         "seed": seed,
@@ -442,7 +433,7 @@ def _render_frame(
         seed=seed,
         image=tensor_to_pil(picture)[0],
         recipe=recipe,
-        parameters=format_parameters(prompt, recipe.negative, params),
+        parameters=parameters,
         facts=facts,
     )
     return item, picture
