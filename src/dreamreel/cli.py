@@ -41,6 +41,12 @@ common_options = _options(
     click.option("--model", help="tiny, a diffusers folder or a Hugging Face id (default SD 1.5)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto."),
     click.option("--dtype", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Default auto."),
+    click.option(
+        "--compile",
+        is_flag=True,
+        default=None,
+        help="torch.compile the UNet: same pictures; slow first step, faster long runs (mostly GPUs).",
+    ),
     click.option("--quiet", is_flag=True, help="No progress bars."),
     click.option("--debug", is_flag=True, help="Show tracebacks."),
 )
@@ -52,7 +58,22 @@ seed_options = _options(
     click.option("--out", "-o", help="Output folder (default outputs/)."),
 )
 
-RECIPE_FIELDS = ("negative", "steps", "guidance", "width", "height", "scheduler", "model", "device", "dtype")
+RECIPE_FIELDS = (
+    "negative",
+    "steps",
+    "guidance",
+    "width",
+    "height",
+    "scheduler",
+    "model",
+    "device",
+    "dtype",
+    "compile",
+)
+
+batch_option = click.option(
+    "--batch", type=int, help="Seeds per UNet call (default 1; same pictures, can be faster on GPUs)."
+)
 
 
 def _given(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -90,11 +111,12 @@ def cli() -> None:
 @click.argument("prompt")
 @common_options
 @seed_options
+@batch_option
 def txt2img(prompt: str, **options: Any) -> None:
     """Text to image: one PNG per seed."""
     from dreamreel.recipe import Txt2ImgRecipe
 
-    fields = _given(options, RECIPE_FIELDS)
+    fields = _given(options, (*RECIPE_FIELDS, "batch"))
     seeds = _seeds(options["seed"], options["seed_list"], options["count"])
     recipe = Txt2ImgRecipe(prompt=prompt, seeds=seeds or [], out=options["out"] or "outputs", **fields)
     _run_stills(recipe, quiet=options["quiet"], announce_seeds=seeds is None or options["count"] is not None)
@@ -109,11 +131,12 @@ def txt2img(prompt: str, **options: Any) -> None:
 )
 @common_options
 @seed_options
+@batch_option
 def img2img(prompt: str, image: str, strength: float | None, resize: str | None, **options: Any) -> None:
     """Image and text to image."""
     from dreamreel.recipe import Img2ImgRecipe
 
-    fields = _given(options, RECIPE_FIELDS)
+    fields = _given(options, (*RECIPE_FIELDS, "batch"))
     fields.update(_given({"strength": strength, "resize": resize}, ("strength", "resize")))
     seeds = _seeds(options["seed"], options["seed_list"], options["count"])
     recipe = Img2ImgRecipe(
@@ -172,13 +195,15 @@ def info(path: str) -> None:
 
 
 def _run_stills(recipe: Any, *, quiet: bool, announce_seeds: bool) -> None:
-    """Validate, load the model, render every seed, write each PNG atomically as it finishes."""
-    from dreamreel.files import next_still_index, png_bytes, still_name, write_atomic
+    """Validate, load the model, render every seed; a background thread encodes and writes each PNG
+    atomically while the model renders the next one."""
+    from dreamreel.files import next_still_index, still_name
     from dreamreel.jobs.img2img import img2img
     from dreamreel.jobs.txt2img import txt2img
     from dreamreel.progress import Progress
     from dreamreel.recipe import Img2ImgRecipe
     from dreamreel.render import effective_steps
+    from dreamreel.writer import BackgroundWriter
 
     recipe.validate()  # everything checked before the model loads
     if announce_seeds:
@@ -191,9 +216,13 @@ def _run_stills(recipe: Any, *, quiet: bool, announce_seeds: bool) -> None:
     first = next_still_index(out)
     job = img2img if isinstance(recipe, Img2ImgRecipe) else txt2img
     with Progress(len(recipe.seeds), quiet=quiet) as progress:
-        for item in job(model, recipe, on_step=progress.on_step):
-            path = out / still_name(first + item.index, item.seed)
-            write_atomic(path, png_bytes(item.image, item.png_info()))
+        with BackgroundWriter() as writer:
+            for item in job(model, recipe, on_step=progress.on_step):
+                writer.submit(out / still_name(first + item.index, item.seed), item.image, item.png_info())
+                for path in writer.written():
+                    progress.item_done()
+                    progress.write(str(path))
+        for path in writer.written():
             progress.item_done()
             progress.write(str(path))
 
@@ -203,7 +232,9 @@ def _load(recipe: Any, quiet: bool) -> Any:
 
     if not quiet:
         click.echo(f"loading model {recipe.model} ...", err=True)
-    return load_model(recipe.model, device=recipe.device, dtype=recipe.dtype)
+    return load_model(
+        recipe.model, device=recipe.device, dtype=recipe.dtype, compile=getattr(recipe, "compile", False)
+    )
 
 
 def _quiet_libraries() -> None:

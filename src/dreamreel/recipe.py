@@ -39,6 +39,7 @@ class Recipe:
     model: str = DEFAULT_MODEL
     device: str = "auto"
     dtype: str = "auto"
+    compile: bool = False  # torch.compile the UNet (same pictures; pays off on long runs, mostly GPUs)
 
     def validate(self) -> None:
         check_prompt("prompt", self.prompt)
@@ -59,6 +60,8 @@ class Recipe:
             raise DreamreelError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.dtype not in DTYPES:
             raise DreamreelError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if not isinstance(self.compile, bool):
+            raise DreamreelError(f"compile must be true or false, got {self.compile!r}")
         check_model_spec(self.model)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class Txt2ImgRecipe(Recipe):
 
     seeds: list[int] = field(default_factory=list)  # empty: one random seed, drawn and recorded
     out: str = "outputs"
+    batch: int = 1  # seeds per UNet call; the pictures are the same for any batch size
 
     def validate(self) -> None:
         super().validate()
@@ -102,6 +106,7 @@ class Txt2ImgRecipe(Recipe):
             self.seeds = random_seeds(1)
         for seed in self.seeds:
             check_seed(seed)
+        check_batch(self.batch)
 
 
 @dataclass(kw_only=True)
@@ -132,6 +137,14 @@ def check_prompt(what: str, text: str) -> None:
         raise DreamreelError(f"the {what} must be text")
     if "\x00" in text:
         raise DreamreelError(f"the {what} contains a NUL byte")
+
+
+MAX_BATCH = 64
+
+
+def check_batch(batch: int) -> None:
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise DreamreelError(f"--batch must be a whole number from 1 to {MAX_BATCH}, got {batch!r}")
 
 
 def check_seed(seed: int) -> None:
