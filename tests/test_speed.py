@@ -158,4 +158,4 @@ def test_cli_batch_writes_every_seed(tmp_path):
 
     main(["txt2img", "a cat", "--model", "tiny", "--seeds", "1-3", "--batch", "2", "--steps", "3",
           "--width", "64", "--height", "64", "--out", str(tmp_path), "--quiet"])  # fmt: skip
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000-1.png", "00001-2.png", "00002-3.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["00000-1.png", "00001-2.png", "00002-3.png"]

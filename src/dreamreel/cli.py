@@ -195,36 +195,65 @@ def info(path: str) -> None:
 
 
 def _run_stills(recipe: Any, *, quiet: bool, announce_seeds: bool) -> None:
-    """Validate, load the model, render every seed; a background thread encodes and writes each PNG
-    atomically while the model renders the next one."""
-    from dreamreel.files import next_still_index, still_name
-    from dreamreel.jobs.img2img import img2img
-    from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.progress import Progress
+    """Validate, load the model, render every seed, write each PNG atomically as it finishes."""
     from dreamreel.recipe import Img2ImgRecipe
     from dreamreel.render import effective_steps
-    from dreamreel.writer import BackgroundWriter
+    from dreamreel.stills import StillRun
 
     recipe.validate()  # everything checked before the model loads
     if announce_seeds:
         click.echo(f"seeds: {', '.join(map(str, recipe.seeds))}", err=True)
     if isinstance(recipe, Img2ImgRecipe):
-        run = effective_steps(recipe.steps, recipe.strength)
-        click.echo(f"strength {recipe.strength} of {recipe.steps} steps: {run} denoising steps run", err=True)
+        run_steps = effective_steps(recipe.steps, recipe.strength)
+        click.echo(
+            f"strength {recipe.strength} of {recipe.steps} steps: {run_steps} denoising steps run", err=True
+        )
     model = _load(recipe, quiet)
-    out = Path(recipe.out)
-    first = next_still_index(out)
-    job = img2img if isinstance(recipe, Img2ImgRecipe) else txt2img
-    with Progress(len(recipe.seeds), quiet=quiet) as progress:
-        with BackgroundWriter() as writer:
-            for item in job(model, recipe, on_step=progress.on_step):
-                writer.submit(out / still_name(first + item.index, item.seed), item.image, item.png_info())
-                for path in writer.written():
-                    progress.item_done()
-                    progress.write(str(path))
-        for path in writer.written():
-            progress.item_done()
-            progress.write(str(path))
+    _render_still_run(model, StillRun.start(recipe), list(range(len(recipe.seeds))), quiet)
+
+
+def _render_still_run(model: Any, run: Any, positions: list[int], quiet: bool) -> None:
+    from dreamreel.interrupts import resumable
+    from dreamreel.progress import Progress
+    from dreamreel.stills import render_stills
+
+    with (
+        resumable(f"dreamreel resume {_shell_quote(str(run.folder))}"),
+        Progress(len(positions), quiet=quiet) as bar,
+    ):
+        render_stills(model, run, positions, bar)
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path())
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def resume(folder: str, quiet: bool, debug: bool) -> None:
+    """Finish interrupted work in FOLDER: the seed loops of an output folder."""
+    from dreamreel.stills import incomplete_runs
+
+    target = Path(folder)
+    if not target.is_dir():
+        raise DreamreelError(f"{folder!r} is not a folder")
+    runs = incomplete_runs(target)
+    if not runs:
+        click.echo(f"nothing to resume in {folder}", err=True)
+        return
+    for run in runs:
+        run.recipe.validate()
+        missing = run.missing_positions()
+        click.echo(
+            f"resuming {run.record.name}: {len(missing)} of {len(run.recipe.seeds)} pictures to render",
+            err=True,
+        )
+        model = _load(run.recipe, quiet)
+        _render_still_run(model, run, missing, quiet)
 
 
 def _load(recipe: Any, quiet: bool) -> Any:
@@ -256,9 +285,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="dreamreel", standalone_mode=False)
     except DreamreelError as exc:
+        from dreamreel.interrupts import Interrupted
+
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(str(exc) if isinstance(exc, Interrupted) else f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

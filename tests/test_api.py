@@ -1,0 +1,38 @@
+"""The Python API, and the promise that the CLI starts without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dreamreel
+
+
+def test_jobs_are_generators_over_the_api(tiny_model):
+    recipe = dreamreel.Txt2ImgRecipe(prompt="a cat", seeds=[1, 2], steps=3, width=64, height=64)
+    frames = list(dreamreel.txt2img(tiny_model, recipe))
+    assert [f.seed for f in frames] == [1, 2]
+    assert frames[0].image.size == (64, 64)
+    assert frames[0].recipe.seeds == [1]  # each picture's own recipe re-makes it alone
+    again = next(dreamreel.txt2img(tiny_model, frames[1].recipe))
+    assert list(again.image.getdata()) == list(frames[1].image.getdata())
+
+
+def test_components_feed_diffusers_pipeline(tiny_model):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(**tiny_model.components, requires_safety_checker=False)
+    assert pipe.tokenizer.model_max_length == 77
+    assert pipe.tokenizer("a photo of an astronaut").input_ids == [49406, 320, 1125, 539, 550, 18376, 49407]
+
+
+def test_tiny_is_the_same_model_every_time():
+    first = dreamreel.load_model("tiny", device="cpu")
+    second = dreamreel.load_model("tiny", device="cpu")
+    assert first.model_hash == second.model_hash
+
+
+def test_cli_help_does_not_import_torch():
+    code = "import sys, dreamreel.cli; print('torch' in sys.modules, 'diffusers' in sys.modules, 'av' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False", "False"]
