@@ -106,7 +106,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(
-    spec: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto", compile: bool = False
+    spec: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto", *, compile: bool = False
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, or a cached Hugging Face id.
 
@@ -148,9 +148,11 @@ def place_model(
         channels_last = device.type in ("cpu", "cuda")
     layout = torch.channels_last if channels_last else torch.contiguous_format
     for key in ("unet", "vae", "text_encoder"):
-        components[key].to(device=device, dtype=dtype)
+        if components.get(key) is not None:
+            components[key].to(device=device, dtype=dtype)
     for key in ("unet", "vae"):
-        components[key].to(memory_format=layout)
+        if components.get(key) is not None:
+            components[key].to(memory_format=layout)
     if compile:
         components["unet"].compile(fullgraph=True, dynamic=False)
 
