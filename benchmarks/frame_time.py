@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sd15 import build_sd15, machine, timed
+from sd15 import build_sd15, load_average, machine, timed, timed_both
 
 PROMPT = "a hallucinated zoom into a city of glass, intricate, detailed"
 NEGATIVE = "blurry"
@@ -90,10 +90,10 @@ def img2img_frames(base, ours, args) -> dict[str, list[float]]:
         )
         state["frame"] = quantize(pictures)  # exactly what a PNG round trip would give
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": []}
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
     for i in range(args.frames + 1):  # frame 0 warms up both
-        tb = timed(lambda i=i: baseline_frame(i + 1), base.device)
-        to = timed(lambda i=i: our_frame(i + 1), base.device)
+        tb, cb = timed_both(lambda i=i: baseline_frame(i + 1), base.device)
+        to, co = timed_both(lambda i=i: our_frame(i + 1), base.device)
         if i == 0:
             ours_pixels = np.asarray(tensor_to_pil(state["frame"])[0]).astype(int)
             diff = np.abs(ours_pixels - np.asarray(state["pil"]).astype(int)).max()
@@ -101,7 +101,9 @@ def img2img_frames(base, ours, args) -> dict[str, list[float]]:
         else:
             times["baseline"].append(tb)
             times["ours"].append(to)
-        print(f"  img2img frame {i}: baseline {tb:.2f} s, ours {to:.2f} s{' (warm-up)' if i == 0 else ''}")
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(f"  img2img frame {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}")
     del torch
     return times
 
@@ -153,14 +155,16 @@ def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
             generator=seeded_generator(seed),
         ).images[0]
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": []}
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
     for i in range(args.frames + 1):
-        tb = timed(lambda i=i: baseline_frame(i + 2), base.device)
-        to = timed(lambda: next(job), base.device)
+        tb, cb = timed_both(lambda i=i: baseline_frame(i + 2), base.device)
+        to, co = timed_both(lambda: next(job), base.device)
         if i:
             times["baseline"].append(tb)
             times["ours"].append(to)
-        print(f"  zoom frame {i + 1}: baseline {tb:.2f} s, ours {to:.2f} s{' (warm-up)' if i == 0 else ''}")
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(f"  zoom frame {i + 1}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}")
     return times
 
 
@@ -198,14 +202,16 @@ def txt2img_images(base, ours, args) -> dict[str, list[float]]:
             generator=seeded_generator(seed),
         ).images[0]
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": []}
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
     for i, seed in enumerate(seeds):
-        tb = timed(lambda seed=seed: baseline_image(seed), base.device)
-        to = timed(lambda: next(job), base.device)
+        tb, cb = timed_both(lambda seed=seed: baseline_image(seed), base.device)
+        to, co = timed_both(lambda: next(job), base.device)
         if i:
             times["baseline"].append(tb)
             times["ours"].append(to)
-        print(f"  txt2img image {i}: baseline {tb:.2f} s, ours {to:.2f} s{' (warm-up)' if i == 0 else ''}")
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(f"  txt2img image {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}")
     return times
 
 
@@ -213,9 +219,11 @@ def summary(name: str, times: dict[str, list[float]]) -> str:
     """Median and best of each side. On a shared machine the best (least disturbed) is the steadier."""
     b, o = statistics.median(times["baseline"]), statistics.median(times["ours"])
     bb, ob = min(times["baseline"]), min(times["ours"])
+    bc, oc = sum(times["baseline_cpu"]), sum(times["ours_cpu"])
     return (
-        f"{name}:\n  median: baseline {b:.2f} s, ours {o:.2f} s, ratio ours/baseline {o / b:.3f}\n"
-        f"  best:   baseline {bb:.2f} s, ours {ob:.2f} s, ratio ours/baseline {ob / bb:.3f}"
+        f"{name}:\n  median wall: baseline {b:.2f} s, ours {o:.2f} s, ratio ours/baseline {o / b:.3f}\n"
+        f"  best wall:   baseline {bb:.2f} s, ours {ob:.2f} s, ratio ours/baseline {ob / bb:.3f}\n"
+        f"  CPU seconds (all timed): baseline {bc:.1f}, ours {oc:.1f}, ratio ours/baseline {oc / bc:.3f}"
     )
 
 
@@ -249,6 +257,7 @@ def main() -> None:
     # One-time cost per run, outside the per-image timings: the weights hash written into metadata.
     hash_time = timed(lambda: ours.model_hash, base.device)
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, {base.device} {base.dtype}")
+    print(f"# at start: {load_average()}")
     print(f"# python {' '.join(sys.argv)}")
     lines = []
     with torch.inference_mode(False):
@@ -280,6 +289,7 @@ def main() -> None:
             lines.append(
                 summary(f"txt2img image {args.size}x{args.size}, {args.txt_steps} steps, guidance 7.5", times)
             )
+    print(f"# at end: {load_average()}")
     for line in lines:
         print(line)
     print(f"one-time per run (not in the figures above): model hash for the metadata {hash_time:.2f} s")

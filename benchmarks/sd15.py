@@ -134,8 +134,24 @@ def sync(device: Any) -> None:
 
 
 def timed(fn: Any, device: Any) -> float:
+    """Wall seconds of ``fn()`` (GPU work included)."""
+    return timed_both(fn, device)[0]
+
+
+def timed_both(fn: Any, device: Any) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds of ``fn()``. On a CPU shared with other work the CPU
+    seconds are the steadier figure: time slices lost to other processes do not count."""
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def load_average() -> str:
+    import os
+
+    try:
+        return "load average %.1f %.1f %.1f" % os.getloadavg()
+    except OSError:
+        return "load average n/a"
