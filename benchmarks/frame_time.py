@@ -103,7 +103,9 @@ def img2img_frames(base, ours, args) -> dict[str, list[float]]:
             times["ours"].append(to)
             times["baseline_cpu"].append(cb)
             times["ours_cpu"].append(co)
-        print(f"  img2img frame {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}")
+        print(
+            f"  img2img frame {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
+        )
     del torch
     return times
 
@@ -164,7 +166,9 @@ def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
             times["ours"].append(to)
             times["baseline_cpu"].append(cb)
             times["ours_cpu"].append(co)
-        print(f"  zoom frame {i + 1}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}")
+        print(
+            f"  zoom frame {i + 1}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
+        )
     return times
 
 
@@ -211,7 +215,9 @@ def txt2img_images(base, ours, args) -> dict[str, list[float]]:
             times["ours"].append(to)
             times["baseline_cpu"].append(cb)
             times["ours_cpu"].append(co)
-        print(f"  txt2img image {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}")
+        print(
+            f"  txt2img image {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
+        )
     return times
 
 

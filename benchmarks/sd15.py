@@ -152,6 +152,6 @@ def load_average() -> str:
     import os
 
     try:
-        return "load average %.1f %.1f %.1f" % os.getloadavg()
+        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     except OSError:
         return "load average n/a"
