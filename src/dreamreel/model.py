@@ -136,9 +136,11 @@ def place_model(
     """Move the networks to ``device``/``dtype`` in the memory layout that runs them fastest.
 
     channels_last (NHWC) weights make every convolution of the UNet and the VAE run NHWC end to
-    end (oneDNN on CPUs, tensor cores on CUDA): measured on SD 1.5 at 256 px on a 2-core Xeon, the
-    UNet ran about 2x and the VAE about 1.15x faster (benchmarks/RESULTS.md); results agree with
-    the contiguous layout to float rounding. None means: on for CPU and CUDA, off elsewhere (MPS).
+    end (oneDNN on CPUs, tensor cores on CUDA), which saves the layout reorders around each one;
+    results agree with the contiguous layout to float rounding (tests/test_speed.py). On the
+    project's 2-core Xeon the best-of timings of the SD 1.5 UNet were about 1.25x faster, though
+    that machine was too loaded for a firm figure (benchmarks/RESULTS.md). None means: on for CPU
+    and CUDA, off elsewhere (MPS, untested).
     ``compile`` wraps the UNet's forward in ``torch.compile`` in place (opt-in: the first call
     compiles for minutes on a CPU; it pays off over long runs at a fixed size, mostly on GPUs).
     """
