@@ -52,6 +52,12 @@ common_options = _options(
     ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto."),
     click.option("--dtype", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Default auto."),
+    click.option(
+        "--compile",
+        is_flag=True,
+        default=None,
+        help="torch.compile the UNet: same pictures; slow first step, faster long runs (mostly GPUs).",
+    ),
     click.option("--quiet", is_flag=True, help="No progress bars."),
     click.option("--debug", is_flag=True, help="Show tracebacks."),
 )
@@ -65,8 +71,12 @@ seed_options = _options(
 
 RECIPE_FIELDS = (
     "negative", "steps", "guidance", "width", "height", "scheduler", "model", "device", "dtype", "vae",
-    "loras", "allow_unsafe_pickle",
+    "loras", "allow_unsafe_pickle", "compile",
 )  # fmt: skip
+
+batch_option = click.option(
+    "--batch", type=int, help="Seeds per UNet call (default 1; same pictures, can be faster on GPUs)."
+)
 
 
 def _given(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -111,11 +121,12 @@ def cli() -> None:
 @click.argument("prompt")
 @common_options
 @seed_options
+@batch_option
 def txt2img(prompt: str, **options: Any) -> None:
     """Text to image: one PNG per seed."""
     from dreamreel.recipe import Txt2ImgRecipe
 
-    fields = _given(options, RECIPE_FIELDS)
+    fields = _given(options, (*RECIPE_FIELDS, "batch"))
     seeds = _seeds(options["seed"], options["seed_list"], options["count"])
     recipe = Txt2ImgRecipe(prompt=prompt, seeds=seeds or [], out=options["out"] or "outputs", **fields)
     _run_stills(recipe, quiet=options["quiet"], announce_seeds=seeds is None or options["count"] is not None)
@@ -130,11 +141,12 @@ def txt2img(prompt: str, **options: Any) -> None:
 )
 @common_options
 @seed_options
+@batch_option
 def img2img(prompt: str, image: str, strength: float | None, resize: str | None, **options: Any) -> None:
     """Image and text to image."""
     from dreamreel.recipe import Img2ImgRecipe
 
-    fields = _given(options, RECIPE_FIELDS)
+    fields = _given(options, (*RECIPE_FIELDS, "batch"))
     fields.update(_given({"strength": strength, "resize": resize}, ("strength", "resize")))
     seeds = _seeds(options["seed"], options["seed_list"], options["count"])
     recipe = Img2ImgRecipe(
@@ -301,6 +313,7 @@ def _load(recipe: Any, quiet: bool) -> Any:
         loras=recipe.loras,
         allow_unsafe_pickle=recipe.allow_unsafe_pickle,
         quiet=quiet,
+        compile=getattr(recipe, "compile", False),
     )
 
 

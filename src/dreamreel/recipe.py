@@ -45,6 +45,7 @@ class Recipe:
     vae: str | None = None  # a VAE file replacing the model's
     loras: list[str] = field(default_factory=list)  # "FILE" or "FILE:WEIGHT", merged in order
     allow_unsafe_pickle: bool = False  # load pickle weights with torch.load(weights_only=True)
+    compile: bool = False  # torch.compile the UNet (same pictures; pays off on long runs, mostly GPUs)
 
     def validate(self) -> None:
         check_prompt("prompt", self.prompt)
@@ -65,6 +66,8 @@ class Recipe:
             raise DreamreelError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.dtype not in DTYPES:
             raise DreamreelError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if not isinstance(self.compile, bool):
+            raise DreamreelError(f"compile must be true or false, got {self.compile!r}")
         check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
         if self.vae is not None:
             check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
@@ -106,6 +109,7 @@ class Txt2ImgRecipe(Recipe):
 
     seeds: list[int] = field(default_factory=list)  # empty: one random seed, drawn and recorded
     out: str = "outputs"
+    batch: int = 1  # seeds per UNet call; the pictures are the same for any batch size
 
     def validate(self) -> None:
         super().validate()
@@ -113,6 +117,7 @@ class Txt2ImgRecipe(Recipe):
             self.seeds = random_seeds(1)
         for seed in self.seeds:
             check_seed(seed)
+        check_batch(self.batch)
 
 
 @dataclass(kw_only=True)
@@ -234,6 +239,14 @@ def check_prompt(what: str, text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as lone surrogates
         raise DreamreelError(f"the {what} is not valid UTF-8 text; check the terminal's encoding") from None
+
+
+MAX_BATCH = 64
+
+
+def check_batch(batch: int) -> None:
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise DreamreelError(f"--batch must be a whole number from 1 to {MAX_BATCH}, got {batch!r}")
 
 
 def check_seed(seed: int) -> None:

@@ -281,7 +281,8 @@ class Renderer:
                 images = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
         if not torch.isfinite(images).all():
             raise DreamreelError("the VAE decoded NaN values even in fp32; the model weights may be broken")
-        return (images.float() / 2 + 0.5).clamp(0, 1).cpu()
+        # contiguous: a channels_last VAE hands back NHWC memory; callers expect plain NCHW tensors.
+        return (images.float() / 2 + 0.5).clamp(0, 1).cpu().contiguous()
 
 
 def _looks_broken(images: torch.Tensor) -> bool:

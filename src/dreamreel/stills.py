@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.files import next_still_index, png_bytes, still_name, write_atomic
+from dreamreel.files import next_still_index, still_name, write_atomic
 from dreamreel.recipe import Img2ImgRecipe, Recipe, Txt2ImgRecipe
 
 if TYPE_CHECKING:
@@ -93,18 +93,26 @@ def incomplete_runs(folder: Path) -> list[StillRun]:
 def render_stills(
     model: LoadedModel, run: StillRun, positions: list[int], progress: Progress, source: Any = None
 ) -> None:
-    """Render the given positions of a seed loop, writing each picture atomically as it finishes."""
+    """Render the given positions of a seed loop; a background thread encodes and writes each picture
+    atomically while the model renders the next one. The run record goes once every picture is safe."""
     from dreamreel.jobs.img2img import img2img
     from dreamreel.jobs.txt2img import txt2img
+    from dreamreel.writer import BackgroundWriter
 
     subset = run.recipe.replace(seeds=[run.recipe.seeds[i] for i in positions])
     if isinstance(subset, Img2ImgRecipe):
         items = img2img(model, subset, on_step=progress.on_step, source=source)
     else:
         items = txt2img(model, subset, on_step=progress.on_step)
-    for item in items:
-        path = run.picture_path(positions[item.index])
-        write_atomic(path, png_bytes(item.image, item.png_info()))
-        progress.item_done()
-        progress.write(str(path))
+
+    def report(paths: list[Path]) -> None:
+        for path in paths:
+            progress.item_done()
+            progress.write(str(path))
+
+    with BackgroundWriter() as writer:
+        for item in items:
+            writer.submit(run.picture_path(positions[item.index]), item.image, item.png_info())
+            report(writer.written())
+    report(writer.written())
     run.record.unlink(missing_ok=True)

@@ -38,7 +38,8 @@ def img2img(
     on_step: StepCallback | None = None,
     source: Image.Image | None = None,
 ) -> Iterator[RenderedImage]:
-    """Yield one RenderedImage per seed; ``source`` overrides ``recipe.image`` (already loaded picture)."""
+    """Yield one RenderedImage per seed (``recipe.batch`` seeds per UNet call); ``source`` overrides
+    ``recipe.image`` (an already loaded picture)."""
     recipe.validate()
     picture = source if source is not None else load_image(recipe.image)
     width, height = target_size(model, picture, recipe.width, recipe.height)
@@ -46,26 +47,31 @@ def img2img(
     renderer = Renderer(model, recipe.scheduler)
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
     run_steps = effective_steps(recipe.steps, recipe.strength)
-    for index, seed in enumerate(recipe.seeds):
+    seeds = recipe.seeds
+    for start in range(0, len(seeds), recipe.batch):  # batches give the one-at-a-time pictures
+        chunk = seeds[start : start + recipe.batch]
         pictures = renderer.generate(
-            [conditioning],
-            [seed],
+            [conditioning] * len(chunk),
+            chunk,
             steps=recipe.steps,
             guidance=recipe.guidance,
             width=width,
             height=height,
-            init_images=init,
+            init_images=init.expand(len(chunk), -1, -1, -1),
             strength=recipe.strength,
             on_step=on_step,
         )
-        single = recipe.replace(seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name)
-        yield RenderedImage(
-            index=index,
-            seed=seed,
-            image=tensor_to_pil(pictures)[0],
-            recipe=single,
-            parameters=describe_still(
-                model, renderer, single, seed=seed, width=width, height=height, strength=recipe.strength
-            ),
-            facts={"model_hash": model.model_hash, "effective_steps": run_steps},
-        )
+        for offset, (seed, image) in enumerate(zip(chunk, tensor_to_pil(pictures), strict=True)):
+            single = recipe.replace(
+                seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name
+            )
+            yield RenderedImage(
+                index=start + offset,
+                seed=seed,
+                image=image,
+                recipe=single,
+                parameters=describe_still(
+                    model, renderer, single, seed=seed, width=width, height=height, strength=recipe.strength
+                ),
+                facts={"model_hash": model.model_hash, "effective_steps": run_steps},
+            )

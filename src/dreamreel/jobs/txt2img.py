@@ -17,28 +17,35 @@ if TYPE_CHECKING:
 def txt2img(
     model: LoadedModel, recipe: Txt2ImgRecipe, on_step: StepCallback | None = None
 ) -> Iterator[RenderedImage]:
-    """Yield one RenderedImage per seed of the recipe, in order."""
+    """Yield one RenderedImage per seed of the recipe, in order (``recipe.batch`` seeds per UNet call)."""
     recipe.validate()
     renderer = Renderer(model, recipe.scheduler)
     width = recipe.width or model.native_size
     height = recipe.height or model.native_size
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
-    for index, seed in enumerate(recipe.seeds):
+    seeds = recipe.seeds
+    # Seeds go through the UNet ``recipe.batch`` at a time; each keeps its own generator, so the
+    # pictures equal one-at-a-time rendering.
+    for start in range(0, len(seeds), recipe.batch):
+        chunk = seeds[start : start + recipe.batch]
         pictures = renderer.generate(
-            [conditioning],
-            [seed],
+            [conditioning] * len(chunk),
+            chunk,
             steps=recipe.steps,
             guidance=recipe.guidance,
             width=width,
             height=height,
             on_step=on_step,
         )
-        single = recipe.replace(seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name)
-        yield RenderedImage(
-            index=index,
-            seed=seed,
-            image=tensor_to_pil(pictures)[0],
-            recipe=single,
-            parameters=describe_still(model, renderer, single, seed=seed, width=width, height=height),
-            facts={"model_hash": model.model_hash},
-        )
+        for offset, (seed, image) in enumerate(zip(chunk, tensor_to_pil(pictures), strict=True)):
+            single = recipe.replace(
+                seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name
+            )
+            yield RenderedImage(
+                index=start + offset,
+                seed=seed,
+                image=image,
+                recipe=single,
+                parameters=describe_still(model, renderer, single, seed=seed, width=width, height=height),
+                facts={"model_hash": model.model_hash},
+            )

@@ -1,0 +1,305 @@
+"""Per-frame time: dreamreel against the plain diffusers loop of the guide's script.
+
+Baseline (what the guide's script did for zoom/vid2vid): ``StableDiffusionImg2ImgPipeline`` called
+once per frame, PIL picture in, PIL picture out, fed back. Ours: the same feedback through
+dreamreel's Renderer (tensors from frame to frame, prompt encoded once, dreamreel's model
+placement). Both use the same SD 1.5 weights (random, see sd15.py), settings and seeds, and run
+interleaved in one process (baseline, ours, baseline, ours ...) so that machine load hits both.
+txt2img: dreamreel's txt2img job per image against ``StableDiffusionPipeline.__call__`` per image.
+
+    python benchmarks/frame_time.py                 # CPU: 256x256, img2img 10 steps, txt2img 5 steps
+    python benchmarks/frame_time.py --device cuda   # GPU: 512x512, 50 steps, fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sd15 import build_sd15, load_average, machine, timed, timed_both
+
+PROMPT = "a hallucinated zoom into a city of glass, intricate, detailed"
+NEGATIVE = "blurry"
+
+
+def start_picture(size: int):
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size]
+    array = np.stack([x * 255 // (size - 1), y * 255 // (size - 1), (x + y) * 127 // (size - 1)], axis=-1)
+    array[size // 4 : size // 2, size // 3 : 2 * size // 3] = (230, 50, 40)
+    return Image.fromarray(array.astype(np.uint8))
+
+
+def ours_model(base, compile: bool):
+    """The same weights placed the dreamreel way (copies: the baseline keeps the stock layout)."""
+    from dreamreel.model import LoadedModel, place_model
+
+    components = dict(base.components)
+    components["unet"] = copy.deepcopy(base.components["unet"])
+    components["vae"] = copy.deepcopy(base.components["vae"])
+    place_model(components, base.device, base.dtype, compile=compile)
+    return LoadedModel(spec=base.spec, components=components, device=base.device, dtype=base.dtype)
+
+
+def img2img_frames(base, ours, args) -> dict[str, list[float]]:
+    """Feedback frames, interleaved: baseline frame i, our frame i."""
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from dreamreel.images import pil_to_tensor, tensor_to_pil
+    from dreamreel.render import Renderer, quantize, seeded_generator
+
+    pipe = StableDiffusionImg2ImgPipeline(**base.components, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    renderer = Renderer(ours)
+    size, steps = args.size, args.steps
+
+    state = {"pil": start_picture(size), "frame": pil_to_tensor([start_picture(size)]) / 2 + 0.5}
+
+    def baseline_frame(seed: int) -> None:
+        state["pil"] = pipe(
+            PROMPT,
+            negative_prompt=NEGATIVE,
+            image=state["pil"],
+            strength=args.strength,
+            guidance_scale=args.guidance,
+            num_inference_steps=steps,
+            generator=seeded_generator(seed),
+        ).images[0]
+
+    def our_frame(seed: int) -> None:
+        conditioning = renderer.encode(PROMPT, NEGATIVE)  # cached after the first frame
+        pictures = renderer.generate(
+            [conditioning],
+            [seed],
+            steps=steps,
+            guidance=args.guidance,
+            width=size,
+            height=size,
+            init_images=state["frame"] * 2 - 1,
+            strength=args.strength,
+        )
+        state["frame"] = quantize(pictures)  # exactly what a PNG round trip would give
+
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
+    for i in range(args.frames + 1):  # frame 0 warms up both
+        tb, cb = timed_both(lambda i=i: baseline_frame(i + 1), base.device)
+        to, co = timed_both(lambda i=i: our_frame(i + 1), base.device)
+        if i == 0:
+            ours_pixels = np.asarray(tensor_to_pil(state["frame"])[0]).astype(int)
+            diff = np.abs(ours_pixels - np.asarray(state["pil"]).astype(int)).max()
+            print(f"  img2img frame 0: largest 8-bit difference ours vs baseline = {diff} levels")
+        else:
+            times["baseline"].append(tb)
+            times["ours"].append(to)
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(
+            f"  img2img frame {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
+        )
+    del torch
+    return times
+
+
+def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
+    """The real zoom job (when this checkout has it) per frame against the pipeline per frame.
+
+    Our side runs the whole zoom frame (warp about the centre, feedback, 8-bit quantize, metadata);
+    the baseline only the pipeline call, so the comparison favours the baseline.
+    """
+    try:
+        from dreamreel.jobs.zoom import ZoomRecipe, zoom
+    except ImportError:
+        return None
+    import tempfile
+
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from dreamreel.render import seeded_generator
+
+    pipe = StableDiffusionImg2ImgPipeline(**base.components, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    recipe = ZoomRecipe(
+        prompt=PROMPT,
+        negative=NEGATIVE,
+        width=args.size,
+        height=args.size,
+        steps=args.steps,
+        strength=args.strength,
+        guidance=args.guidance,
+        frames=args.frames + 2,  # frame 0 starts from noise; frame 1 warms up
+        seed=1,
+        seed_mode="iter",
+        model="random/sd15",  # only recorded in the metadata; the model object is passed in
+        output=str(Path(tempfile.mkdtemp()) / "zoom.mp4"),
+    )
+    job = zoom(ours, recipe)
+    next(job)  # frame 0 (from noise): not a feedback frame
+    picture = {"pil": start_picture(args.size)}
+
+    def baseline_frame(seed: int) -> None:
+        picture["pil"] = pipe(
+            PROMPT,
+            negative_prompt=NEGATIVE,
+            image=picture["pil"],
+            strength=args.strength,
+            guidance_scale=args.guidance,
+            num_inference_steps=args.steps,
+            generator=seeded_generator(seed),
+        ).images[0]
+
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
+    for i in range(args.frames + 1):
+        tb, cb = timed_both(lambda i=i: baseline_frame(i + 2), base.device)
+        to, co = timed_both(lambda: next(job), base.device)
+        if i:
+            times["baseline"].append(tb)
+            times["ours"].append(to)
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(
+            f"  zoom frame {i + 1}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
+        )
+    return times
+
+
+def txt2img_images(base, ours, args) -> dict[str, list[float]]:
+    """One picture per seed, interleaved: the pipeline call, then the next image from our job."""
+    from diffusers import StableDiffusionPipeline
+
+    from dreamreel.jobs.txt2img import txt2img
+    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.render import seeded_generator
+
+    pipe = StableDiffusionPipeline(**base.components, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    seeds = list(range(100, 100 + args.images + 1))
+    recipe = Txt2ImgRecipe(
+        prompt=PROMPT,
+        negative=NEGATIVE,
+        seeds=seeds,
+        steps=args.txt_steps,
+        guidance=7.5,
+        width=args.size,
+        height=args.size,
+        model="random/sd15",  # only recorded in the metadata; the model object is passed in
+    )
+    job = txt2img(ours, recipe)
+
+    def baseline_image(seed: int) -> None:
+        pipe(
+            PROMPT,
+            negative_prompt=NEGATIVE,
+            num_inference_steps=args.txt_steps,
+            guidance_scale=7.5,
+            width=args.size,
+            height=args.size,
+            generator=seeded_generator(seed),
+        ).images[0]
+
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
+    for i, seed in enumerate(seeds):
+        tb, cb = timed_both(lambda seed=seed: baseline_image(seed), base.device)
+        to, co = timed_both(lambda: next(job), base.device)
+        if i:
+            times["baseline"].append(tb)
+            times["ours"].append(to)
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(
+            f"  txt2img image {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
+        )
+    return times
+
+
+def summary(name: str, times: dict[str, list[float]]) -> str:
+    """Median and best of each side. On a shared machine the best (least disturbed) is the steadier."""
+    b, o = statistics.median(times["baseline"]), statistics.median(times["ours"])
+    bb, ob = min(times["baseline"]), min(times["ours"])
+    bc, oc = sum(times["baseline_cpu"]), sum(times["ours_cpu"])
+    return (
+        f"{name}:\n  median wall: baseline {b:.2f} s, ours {o:.2f} s, ratio ours/baseline {o / b:.3f}\n"
+        f"  best wall:   baseline {bb:.2f} s, ours {ob:.2f} s, ratio ours/baseline {ob / bb:.3f}\n"
+        f"  CPU seconds (all timed): baseline {bc:.1f}, ours {oc:.1f}, ratio ours/baseline {oc / bc:.3f}"
+    )
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto", help="auto: fp32 on CPU, fp16 on GPU")
+    parser.add_argument("--size", type=int, help="default 256 on CPU, 512 on GPU")
+    parser.add_argument("--steps", type=int, help="img2img steps (default 10 on CPU, 50 on GPU)")
+    parser.add_argument("--txt-steps", type=int, help="txt2img steps (default 5 on CPU, 50 on GPU)")
+    parser.add_argument("--strength", type=float, default=0.5)
+    parser.add_argument("--guidance", type=float, default=8.5)
+    parser.add_argument("--frames", type=int, default=2, help="timed frames after one warm-up frame")
+    parser.add_argument("--images", type=int, default=2, help="timed txt2img images after one warm-up")
+    parser.add_argument("--only", choices=["img2img", "zoom", "txt2img"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile our UNet")
+    args = parser.parse_args()
+
+    from dreamreel.model import resolve_device
+
+    gpu = resolve_device(args.device).type != "cpu"
+    args.size = args.size or (512 if gpu else 256)
+    args.steps = args.steps or (50 if gpu else 10)
+    args.txt_steps = args.txt_steps or (50 if gpu else 5)
+    base = build_sd15(args.device, args.dtype)
+    ours = ours_model(base, args.compile)
+    # One-time cost per run, outside the per-image timings: the weights hash written into metadata.
+    hash_time = timed(lambda: ours.model_hash, base.device)
+    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, {base.device} {base.dtype}")
+    print(f"# at start: {load_average()}")
+    print(f"# python {' '.join(sys.argv)}")
+    lines = []
+    with torch.inference_mode(False):
+        if args.only in (None, "img2img"):
+            times = img2img_frames(base, ours, args)
+            lines.append(
+                summary(
+                    f"img2img feedback frame {args.size}x{args.size}, {args.steps} steps, strength "
+                    f"{args.strength}, guidance {args.guidance} (Renderer-level frame loop)",
+                    times,
+                )
+            )
+        if args.only in (None, "zoom"):
+            times = zoom_frames(base, ours, args)
+            if times is None:
+                lines.append(
+                    "zoom: this checkout has no dreamreel.jobs.zoom; the Renderer-level loop stands in"
+                )
+            else:
+                lines.append(
+                    summary(
+                        f"zoom job frame {args.size}x{args.size}, {args.steps} steps, strength {args.strength}, "
+                        f"guidance {args.guidance} (real dreamreel zoom job)",
+                        times,
+                    )
+                )
+        if args.only in (None, "txt2img"):
+            times = txt2img_images(base, ours, args)
+            lines.append(
+                summary(f"txt2img image {args.size}x{args.size}, {args.txt_steps} steps, guidance 7.5", times)
+            )
+    print(f"# at end: {load_average()}")
+    for line in lines:
+        print(line)
+    print(f"one-time per run (not in the figures above): model hash for the metadata {hash_time:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
