@@ -6,6 +6,7 @@ import hashlib
 import json
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -120,6 +121,10 @@ def test_video_recipe_checks() -> None:
         VideoRecipe(prompt="x", model="tiny", output="film.mp4", audio="no-such-song.mp3").validate()
 
 
+# The runner only asks a model for its hash (recorded in run.json so a resume can check it).
+SHADES_MODEL = SimpleNamespace(model_hash="shades0000")
+
+
 def _shades_job(count: int, calls: list[int]) -> VideoJob:
     """A job without a model: frame i is a flat picture of shade 10*i (enough to test the runner)."""
 
@@ -141,7 +146,7 @@ def test_runner_writes_run_folder_and_checked_video(tmp_path: Path, capsys) -> N
 
     calls: list[int] = []
     recipe = _recipe(tmp_path, fps="25", pingpong=True)
-    out = run_video_job(_shades_job(6, calls), recipe, quiet=True, model=object())
+    out = run_video_job(_shades_job(6, calls), recipe, quiet=True, model=SHADES_MODEL)
     assert out == Path(recipe.output)
     assert capsys.readouterr().out.strip() == recipe.output
     info = probe_video(out)
@@ -159,7 +164,7 @@ def test_runner_resume_starts_at_first_unfinished_frame(tmp_path: Path) -> None:
     for i in range(3):
         store.save(_item(recipe, i, shade=i * 10))
     store.frame_path(2).unlink()  # lost frame: rendered again
-    run_video_job(_shades_job(5, calls), recipe, quiet=True, resume=True, model=object())
+    run_video_job(_shades_job(5, calls), recipe, quiet=True, resume=True, model=SHADES_MODEL)
     assert calls == [2, 3, 4]
     from dreamreel.video import probe_video
 
