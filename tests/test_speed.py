@@ -29,9 +29,10 @@ def _placed(model: LoadedModel, channels_last: bool) -> LoadedModel:
     return LoadedModel(spec=model.spec, components=components, device=model.device, dtype=model.dtype)
 
 
-def test_place_model_uses_channels_last_on_cpu(tiny_model):
-    conv = tiny_model.components["unet"].conv_in.weight
-    assert conv.is_contiguous(memory_format=torch.channels_last)
+def test_place_model_layout_on_cpu(tiny_model):
+    # Measured on CPU: NHWC speeds up the VAE, not the UNet (model.place_model).
+    unet_conv = tiny_model.components["unet"].conv_in.weight
+    assert not unet_conv.is_contiguous(memory_format=torch.channels_last)
     assert tiny_model.components["vae"].decoder.conv_out.weight.is_contiguous(
         memory_format=torch.channels_last
     )

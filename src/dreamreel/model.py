@@ -232,26 +232,26 @@ def place_model(
 ) -> None:
     """Move the networks to ``device``/``dtype`` in the memory layout that runs them fastest.
 
-    channels_last (NHWC) weights make every convolution of the UNet and the VAE run NHWC end to
-    end (oneDNN on CPUs, tensor cores on CUDA), which saves the layout reorders around each one;
-    results agree with the contiguous layout to float rounding (tests/test_speed.py). On the
-    project's 2-core Xeon the best-of timings of the SD 1.5 UNet were about 1.25x faster, though
-    that machine was too loaded for a firm figure (benchmarks/RESULTS.md). None means: on for CPU
-    and CUDA, off elsewhere (MPS, untested).
-    ``compile`` wraps the UNet's forward in ``torch.compile`` in place (opt-in: the first call
-    compiles for minutes on a CPU; it pays off over long runs at a fixed size, mostly on GPUs).
+    channels_last (NHWC) lets oneDNN / cuDNN run convolutions without layout reorders. Measured on the
+    project's quiet 2-core Xeon (SD 1.5, 256x256, best of 3, benchmarks/RESULTS.md): the VAE decode
+    1.65-1.79 s vs 1.95 s contiguous and the encode 0.76-0.81 s vs 0.86 s, but the UNet 1.71 s vs
+    1.63-1.66 s, so on CPUs only the VAE goes NHWC; on CUDA both do (tensor-core convolutions). Results
+    agree with the contiguous layout to float rounding (tests/test_speed.py). ``channels_last``
+    True/False forces the layout of both. ``compile`` wraps the UNet's forward in ``torch.compile``
+    in place (opt-in: the first call compiles for minutes on a CPU; it pays off over long runs).
     """
     import torch
 
-    if channels_last is None:
-        channels_last = device.type in ("cpu", "cuda")
-    layout = torch.channels_last if channels_last else torch.contiguous_format
     for key in MODEL_PARTS:
         if components.get(key) is not None:
             components[key].to(device=device, dtype=dtype)
-    for key in ("unet", "vae"):
+    nhwc = {
+        "unet": device.type == "cuda" if channels_last is None else channels_last,
+        "vae": device.type in ("cpu", "cuda") if channels_last is None else channels_last,
+    }
+    for key, wanted in nhwc.items():
         if components.get(key) is not None:
-            components[key].to(memory_format=layout)
+            components[key].to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
     if compile:
         components["unet"].compile(fullgraph=True, dynamic=False)
 
