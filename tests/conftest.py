@@ -20,6 +20,13 @@ def tiny_model():
 
 
 @pytest.fixture
+def cli_tiny(monkeypatch, tiny_model):
+    """CLI runs in these tests reuse the session's tiny model instead of building it each time."""
+    monkeypatch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
+    return tiny_model
+
+
+@pytest.fixture
 def sample_picture(tmp_path: Path) -> Path:
     """A 96x64 RGB picture with structure (gradients and a square), saved as PNG."""
     import numpy as np

@@ -22,13 +22,6 @@ def _run(args: list[str]) -> None:
             raise
 
 
-@pytest.fixture
-def cli_tiny(monkeypatch, tiny_model):
-    """CLI runs in these tests reuse the session's tiny model instead of building it each time."""
-    monkeypatch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
-    return tiny_model
-
-
 def _pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 

@@ -27,13 +27,6 @@ def _run(args: list[str]) -> None:
             raise
 
 
-@pytest.fixture
-def cli_tiny(monkeypatch, tiny_model):
-    """CLI runs in these tests reuse the session's tiny model instead of building it each time."""
-    monkeypatch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
-    return tiny_model
-
-
 def _frames(run: Path) -> list[np.ndarray]:
     store = RunStore.open(run)
     return [np.asarray(store.read_frame(r.index)).astype(int) for r in store.done()]
