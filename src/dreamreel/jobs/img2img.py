@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from dreamreel.images import fit_size, load_image, pil_to_tensor, resize_image, tensor_to_pil
-from dreamreel.jobs.still import RenderedImage, describe_still
-from dreamreel.render import Renderer, StepCallback, effective_steps
+from dreamreel.images import fit_size, load_image, pil_to_tensor, resize_image
+from dreamreel.jobs.still import RenderedImage, render_seeds
+from dreamreel.render import StepCallback
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -44,34 +44,6 @@ def img2img(
     picture = source if source is not None else load_image(recipe.image)
     width, height = target_size(model, picture, recipe.width, recipe.height)
     init = pil_to_tensor([resize_image(picture, width, height, recipe.resize)])  # type: ignore[arg-type]
-    renderer = Renderer(model, recipe.scheduler)
-    conditioning = renderer.encode(recipe.prompt, recipe.negative)
-    run_steps = effective_steps(recipe.steps, recipe.strength)
-    seeds = recipe.seeds
-    for start in range(0, len(seeds), recipe.batch):  # batches give the one-at-a-time pictures
-        chunk = seeds[start : start + recipe.batch]
-        pictures = renderer.generate(
-            [conditioning] * len(chunk),
-            chunk,
-            steps=recipe.steps,
-            guidance=recipe.guidance,
-            width=width,
-            height=height,
-            init_images=init.expand(len(chunk), -1, -1, -1),
-            strength=recipe.strength,
-            on_step=on_step,
-        )
-        for offset, (seed, image) in enumerate(zip(chunk, tensor_to_pil(pictures), strict=True)):
-            single = recipe.replace(
-                seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name
-            )
-            yield RenderedImage(
-                index=start + offset,
-                seed=seed,
-                image=image,
-                recipe=single,
-                parameters=describe_still(
-                    model, renderer, single, seed=seed, width=width, height=height, strength=recipe.strength
-                ),
-                facts={"model_hash": model.model_hash, "effective_steps": run_steps},
-            )
+    return render_seeds(
+        model, recipe, width=width, height=height, on_step=on_step, init=init, strength=recipe.strength
+    )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.metadata import a1111_params, format_parameters, png_info
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
     from dreamreel.model import LoadedModel
-    from dreamreel.recipe import Recipe
-    from dreamreel.render import Renderer
+    from dreamreel.recipe import Recipe, Txt2ImgRecipe
+    from dreamreel.render import Renderer, StepCallback
 
 
 @dataclass
@@ -76,3 +78,57 @@ def infotext(
         extra={**model.infotext_extras(), **(extra or {})},
     )
     return format_parameters(prompt, negative, params)
+
+
+def render_seeds(
+    model: LoadedModel,
+    recipe: Txt2ImgRecipe,
+    *,
+    width: int,
+    height: int,
+    on_step: StepCallback | None = None,
+    init: torch.Tensor | None = None,
+    strength: float | None = None,
+) -> Iterator[RenderedImage]:
+    """One RenderedImage per seed of a still recipe (txt2img, or img2img from ``init`` [1, 3, H, W]).
+
+    Seeds go through the UNet ``recipe.batch`` at a time; each keeps its own generator, so the
+    pictures equal one-at-a-time rendering.
+    """
+    from dreamreel.images import tensor_to_pil
+    from dreamreel.render import Renderer, effective_steps
+
+    renderer = Renderer(model, recipe.scheduler)
+    conditioning = renderer.encode(recipe.prompt, recipe.negative)
+    facts: dict[str, Any] = {"model_hash": model.model_hash}
+    if strength is not None:
+        facts["effective_steps"] = effective_steps(recipe.steps, strength)
+    seeds = recipe.seeds
+    for start in range(0, len(seeds), recipe.batch):
+        chunk = seeds[start : start + recipe.batch]
+        pictures = renderer.generate(
+            [conditioning] * len(chunk),
+            chunk,
+            steps=recipe.steps,
+            guidance=recipe.guidance,
+            width=width,
+            height=height,
+            init_images=None if init is None else init.expand(len(chunk), -1, -1, -1),
+            strength=strength,
+            on_step=on_step,
+        )
+        for offset, (seed, image) in enumerate(zip(chunk, tensor_to_pil(pictures), strict=True)):
+            single = recipe.replace(
+                seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name
+            )
+            parameters = describe_still(
+                model, renderer, single, seed=seed, width=width, height=height, strength=strength
+            )
+            yield RenderedImage(
+                index=start + offset,
+                seed=seed,
+                image=image,
+                recipe=single,
+                parameters=parameters,
+                facts=dict(facts),
+            )
