@@ -38,14 +38,16 @@ def start_picture(size: int):
     return Image.fromarray(array.astype(np.uint8))
 
 
-def ours_model(base, compile: bool):
+def ours_model(base, compile: bool, mode: str | None = None):
     """The same weights placed the dreamreel way (copies: the baseline keeps the stock layout)."""
-    from dreamreel.model import LoadedModel, place_model
+    from dreamreel.model import LoadedModel, compile_networks, place_model
 
     components = dict(base.components)
     components["unet"] = copy.deepcopy(base.components["unet"])
     components["vae"] = copy.deepcopy(base.components["vae"])
-    place_model(components, base.device, base.dtype, compile=compile)
+    place_model(components, base.device, base.dtype)
+    if compile:
+        compile_networks(components, base.device, mode)
     return LoadedModel(spec=base.spec, components=components, device=base.device, dtype=base.dtype)
 
 
@@ -172,6 +174,94 @@ def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
     return times
 
 
+def source_video(path: Path, size: int, count: int) -> None:
+    """A short synthetic phone video: the start picture drifting sideways, ``count`` frames at 30 fps."""
+    import av
+    import numpy as np
+
+    picture = np.asarray(start_picture(size))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"crf": "12"})
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(np.roll(picture, 4 * i, axis=1).copy(), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def vid2vid_frames(base, ours, args) -> dict[str, list[float]]:
+    """The real vid2vid job (``--batch`` frames per UNet call) against the pipeline once per frame.
+
+    Both get the same decoded source frames; the baseline gets them as ready PIL pictures (the guide
+    split the video with ffmpeg first), so its reading and resizing are not timed. Seconds per frame,
+    over whole passes through the clip, baseline pass and our pass alternating.
+    """
+    import tempfile
+
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from dreamreel.jobs import vid2vid
+    from dreamreel.recipe import Vid2VidRecipe
+    from dreamreel.render import seeded_generator
+    from dreamreel.video import read_frames
+
+    folder = Path(tempfile.mkdtemp())
+    count = args.batch * max(1, args.frames // args.batch)  # whole batches: one compiled shape
+    source_video(folder / "phone.mp4", args.size, count)
+    recipe = Vid2VidRecipe(
+        prompt=PROMPT,
+        negative=NEGATIVE,
+        video=str(folder / "phone.mp4"),
+        width=args.size,
+        height=args.size,
+        steps=args.steps,
+        strength=args.strength,
+        guidance=args.guidance,
+        seed=1,
+        batch=args.batch,
+        model="random/sd15",  # only recorded in the metadata; the model object is passed in
+        output=str(folder / "dream.mp4"),
+    )
+    recipe.validate()
+    plan = vid2vid.plan(recipe)
+    pictures = [f.image.convert("RGB") for f in read_frames(recipe.video)]
+    pipe = StableDiffusionImg2ImgPipeline(**base.components, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+
+    def baseline_pass() -> None:
+        for i, picture in enumerate(pictures):
+            pipe(
+                PROMPT,
+                negative_prompt=NEGATIVE,
+                image=picture,
+                strength=args.strength,
+                guidance_scale=args.guidance,
+                num_inference_steps=args.steps,
+                generator=seeded_generator(recipe.frame_seed(i)),
+            ).images[0]
+
+    def our_pass() -> None:
+        for _ in vid2vid.frames(ours, recipe, plan):
+            pass
+
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
+    for i in range(args.passes + 1):  # pass 0 warms up both (and compiles, with --compile)
+        tb, cb = timed_both(baseline_pass, base.device)
+        to, co = timed_both(our_pass, base.device)
+        tb, cb, to, co = tb / count, cb / count, to / count, co / count
+        if i:
+            times["baseline"].append(tb)
+            times["ours"].append(to)
+            times["baseline_cpu"].append(cb)
+            times["ours_cpu"].append(co)
+        print(
+            f"  vid2vid pass {i} ({count} frames, batch {args.batch}): per frame baseline {tb:.3f} s, "
+            f"ours {to:.3f} s{' (warm-up)' if i == 0 else ''}"
+        )
+    return times
+
+
 def txt2img_images(base, ours, args) -> dict[str, list[float]]:
     """One picture per seed, interleaved: the pipeline call, then the next image from our job."""
     from diffusers import StableDiffusionPipeline
@@ -248,8 +338,11 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=8.5)
     parser.add_argument("--frames", type=int, default=2, help="timed frames after one warm-up frame")
     parser.add_argument("--images", type=int, default=2, help="timed txt2img images after one warm-up")
-    parser.add_argument("--only", choices=["img2img", "zoom", "txt2img"])
-    parser.add_argument("--compile", action="store_true", help="torch.compile our UNet")
+    parser.add_argument("--batch", type=int, default=4, help="vid2vid frames per UNet call (ours)")
+    parser.add_argument("--passes", type=int, default=1, help="timed vid2vid passes after a warm-up pass")
+    parser.add_argument("--only", choices=["img2img", "zoom", "vid2vid", "txt2img"], action="append")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our UNet and VAE")
+    parser.add_argument("--compile-mode", help="torch.compile mode (default: dreamreel's choice per device)")
     args = parser.parse_args()
 
     from dreamreel.model import resolve_device
@@ -259,15 +352,19 @@ def main() -> None:
     args.steps = args.steps or (50 if gpu else 10)
     args.txt_steps = args.txt_steps or (50 if gpu else 5)
     base = build_sd15(args.device, args.dtype)
-    ours = ours_model(base, args.compile)
+    ours = ours_model(base, args.compile, args.compile_mode)
     # One-time cost per run, outside the per-image timings: the weights hash written into metadata.
     hash_time = timed(lambda: ours.model_hash, base.device)
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, {base.device} {base.dtype}")
     print(f"# at start: {load_average()}")
     print(f"# python {' '.join(sys.argv)}")
     lines = []
+
+    def wanted(section: str) -> bool:
+        return not args.only or section in args.only
+
     with torch.inference_mode(False):
-        if args.only in (None, "img2img"):
+        if wanted("img2img"):
             times = img2img_frames(base, ours, args)
             lines.append(
                 summary(
@@ -276,7 +373,7 @@ def main() -> None:
                     times,
                 )
             )
-        if args.only in (None, "zoom"):
+        if wanted("zoom"):
             times = zoom_frames(base, ours, args)
             if times is None:
                 lines.append(
@@ -290,7 +387,16 @@ def main() -> None:
                         times,
                     )
                 )
-        if args.only in (None, "txt2img"):
+        if wanted("vid2vid"):
+            times = vid2vid_frames(base, ours, args)
+            lines.append(
+                summary(
+                    f"vid2vid frame {args.size}x{args.size}, {args.steps} steps, strength {args.strength}, "
+                    f"guidance {args.guidance} (real dreamreel vid2vid job, batch {args.batch})",
+                    times,
+                )
+            )
+        if wanted("txt2img"):
             times = txt2img_images(base, ours, args)
             lines.append(
                 summary(f"txt2img image {args.size}x{args.size}, {args.txt_steps} steps, guidance 7.5", times)

@@ -161,7 +161,9 @@ class Renderer:
 
         vae = self.model.components["vae"]
         with torch.inference_mode():
-            dist = vae.encode(images.to(self.model.device, vae.dtype)).latent_dist
+            # one memory layout whatever the caller's tensor has: a compiled encoder would recompile
+            images = images.to(self.model.device, vae.dtype).contiguous()
+            dist = vae.encode(images).latent_dist
             latents = dist.sample(list(generators) if len(generators) > 1 else generators[0])
         return (latents * vae.config.scaling_factor).to(self.model.dtype)
 
@@ -241,6 +243,8 @@ class Renderer:
                 if use_cfg:
                     uncond_pred, text_pred = noise_pred.chunk(2)
                     noise_pred = uncond_pred + guidance * (text_pred - uncond_pred)
+                else:  # multistep schedulers keep it; a CUDA-graph replay would overwrite the original
+                    noise_pred = noise_pred.clone()
                 latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
                 if on_step is not None:
                     on_step(i + 1, len(timesteps))
