@@ -18,7 +18,16 @@ TOLERANCE = 1e-4
 
 
 def _reference_pipeline(model, pipeline_cls, scheduler_name):
+    """The diffusers pipeline on stock copies of our networks: our placement (prepacked CPU
+    convolutions, see prepack.py) is part of what is checked, so the reference must not share it."""
+    import copy
+
+    from dreamreel.prepack import unpack_convolutions
+
     components = dict(model.components)
+    for key in ("unet", "vae"):
+        components[key] = copy.deepcopy(model.components[key])
+        unpack_convolutions(components[key])
     components["scheduler"] = make_scheduler(scheduler_name, model.components["scheduler"])
     pipe = pipeline_cls(**components, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
