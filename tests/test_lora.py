@@ -178,3 +178,33 @@ def test_lora_run_is_recorded_and_rerenders_identically(tmp_path, tiny_model):
     CliRunner().invoke(cli, [*args[:-5], "--out", str(plain), "--quiet"], catch_exceptions=False)
     (third,) = sorted(plain.glob("*.png"))
     assert list(Image.open(third).getdata()) != list(Image.open(first).getdata())  # the LoRA did something
+
+
+@pytest.mark.parametrize("job", ["zoom", "interpolate", "vid2vid"])
+def test_video_jobs_apply_and_record_the_lora(tmp_path, tiny_model, job):
+    """Every video command takes the model options (they were once dropped by the video runner)."""
+    from PIL import Image
+
+    from dreamreel.cli import cli
+    from dreamreel.metadata import parse_parameters, read_png_metadata
+
+    lora = _kohya(_factors(tiny_model), tmp_path / "neon.safetensors")
+    size = ["--width", "32", "--height", "32", "--steps", "3", "--model", "tiny", "--quiet"]
+    if job == "zoom":
+        args = ["zoom", "a cat", "--frames", "2", "--seed", "3", *size]
+    elif job == "interpolate":
+        args = ["interpolate", "a cat", "--seeds", "1,2", "--frames-between", "1", *size]
+    else:
+        from media import make_video
+
+        source = make_video(tmp_path / "phone.mp4", frames=2, width=32, height=32)
+        args = ["vid2vid", "a cat", "--video", str(source), "--seed", "3", "--strength", "0.6", *size]
+    frames = {}
+    for name, extra in (("plain", []), ("lora", ["--lora", str(lora)])):
+        result = CliRunner().invoke(cli, [*args, *extra, "-o", str(tmp_path / f"{name}.mp4")])
+        assert result.exit_code == 0, result.output
+        frames[name] = sorted((tmp_path / f"{name}.run" / "frames").glob("*.png"))
+    fields = parse_parameters(read_png_metadata(frames["lora"][0])[0])
+    assert fields["Lora hashes"] == f"neon: {lora_hash(lora)}"
+    plain, styled = (list(Image.open(f[-1]).getdata()) for f in frames.values())
+    assert plain != styled

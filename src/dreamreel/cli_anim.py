@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from dreamreel.cli import RECIPE_FIELDS, _given, _options, _run_stills, cli
+from dreamreel.cli import RECIPE_FIELDS, _given, _options, _run_stills, cli, model_options
 from dreamreel.errors import DreamreelError
 
 shared_options = _options(
@@ -21,11 +21,7 @@ shared_options = _options(
     click.option("--width", type=int, help="Width, a multiple of 8 (default: the model's native size)."),
     click.option("--height", type=int, help="Height, a multiple of 8 (default: the model's native size)."),
     click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PNDM, ...'),
-    click.option("--model", help="tiny, a diffusers folder or a Hugging Face id (default SD 1.5)."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Default auto."),
-    click.option("--dtype", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Default auto."),
-    click.option("--quiet", is_flag=True, help="No progress bars."),
-    click.option("--debug", is_flag=True, help="Show tracebacks."),
+    *model_options,
 )
 
 video_options = _options(
@@ -105,7 +101,8 @@ def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
     from dreamreel.jobs.zoom import SCHEDULED, ZoomRecipe
 
-    fields = _given(options, ("negative", "width", "height", "scheduler", "model", "device", "dtype"))
+    scheduled = ("steps", "guidance")  # schedules in zoom, numbers elsewhere
+    fields = _given(options, tuple(name for name in RECIPE_FIELDS if name not in scheduled))
     fields.update(_given(options, VIDEO_FIELDS))
     plain = ("frames", "prompts", "prompt_blend", "seed", "seed_mode", "border", "grayscale", "tint")
     fields.update(_given(options, (*plain, "color_match", "color_space", "start")))

@@ -222,6 +222,20 @@ def load_model(
     return model
 
 
+def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
+    """The model a recipe names, with its VAE, LoRAs, pickle permission and compile choice."""
+    return load_model(
+        recipe.model,
+        device=recipe.device,
+        dtype=recipe.dtype,
+        vae=recipe.vae,
+        loras=recipe.loras,
+        allow_unsafe_pickle=recipe.allow_unsafe_pickle,
+        quiet=quiet,
+        compile=recipe.compile,
+    )
+
+
 def place_model(
     components: dict[str, Any],
     device: torch.device,

@@ -165,7 +165,8 @@ class Renderer:
             images = images.to(self.model.device, vae.dtype).contiguous()
             dist = vae.encode(images).latent_dist
             latents = dist.sample(list(generators) if len(generators) > 1 else generators[0])
-        return (latents * vae.config.scaling_factor).to(self.model.dtype)
+        # plain NCHW like the seeds' noise: a compiled UNet would recompile for a second memory layout
+        return (latents * vae.config.scaling_factor).to(self.model.dtype).contiguous()
 
     # -- denoise ------------------------------------------------------------------------------
 

@@ -207,11 +207,11 @@ def _check_resumable(problems: list[str], store: RunStore, force: bool, say: Cal
 
 
 def _load(recipe: VideoRecipe, quiet: bool, say: Callable[[str], None]) -> LoadedModel:
-    from dreamreel.model import load_model
+    from dreamreel.model import load_model_for
 
     if not quiet:
         say(f"loading model {recipe.model} ...")
-    return load_model(recipe.model, device=recipe.device, dtype=recipe.dtype)
+    return load_model_for(recipe, quiet=quiet)
 
 
 def _stderr(message: str) -> None:
