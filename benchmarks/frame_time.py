@@ -17,6 +17,7 @@ import argparse
 import copy
 import statistics
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,10 +52,39 @@ def ours_model(base, compile: bool, mode: str | None = None):
     return LoadedModel(spec=base.spec, components=components, device=base.device, dtype=base.dtype)
 
 
+def interleaved(
+    label: str,
+    rounds: int,
+    baseline: Callable[[int], object],
+    ours: Callable[[int], object],
+    device,
+    *,
+    per: int = 1,
+    after_warm_up: Callable[[], None] | None = None,
+) -> dict[str, list[float]]:
+    """Round i runs ``baseline(i)`` then ``ours(i)``, timed (so machine load hits both alike); round 0
+    warms both up (and compiles, with --compile) and is not counted. Seconds are per item when a round
+    renders ``per`` items."""
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
+    for i in range(rounds + 1):
+        tb, cb = timed_both(lambda i=i: baseline(i), device)
+        to, co = timed_both(lambda i=i: ours(i), device)
+        tb, cb, to, co = tb / per, cb / per, to / per, co / per
+        if i == 0 and after_warm_up is not None:
+            after_warm_up()
+        if i:
+            for key, value in zip(times, (tb, to, cb, co), strict=True):
+                times[key].append(value)
+        print(
+            f"  {label} {i}: baseline {tb:.3f} s ({cb:.2f} CPU s), ours {to:.3f} s ({co:.2f} CPU s)"
+            + (" (warm-up)" if i == 0 else "")
+        )
+    return times
+
+
 def img2img_frames(base, ours, args) -> dict[str, list[float]]:
     """Feedback frames, interleaved: baseline frame i, our frame i."""
     import numpy as np
-    import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
     from dreamreel.images import pil_to_tensor, tensor_to_pil
@@ -92,24 +122,19 @@ def img2img_frames(base, ours, args) -> dict[str, list[float]]:
         )
         state["frame"] = quantize(pictures)  # exactly what a PNG round trip would give
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
-    for i in range(args.frames + 1):  # frame 0 warms up both
-        tb, cb = timed_both(lambda i=i: baseline_frame(i + 1), base.device)
-        to, co = timed_both(lambda i=i: our_frame(i + 1), base.device)
-        if i == 0:
-            ours_pixels = np.asarray(tensor_to_pil(state["frame"])[0]).astype(int)
-            diff = np.abs(ours_pixels - np.asarray(state["pil"]).astype(int)).max()
-            print(f"  img2img frame 0: largest 8-bit difference ours vs baseline = {diff} levels")
-        else:
-            times["baseline"].append(tb)
-            times["ours"].append(to)
-            times["baseline_cpu"].append(cb)
-            times["ours_cpu"].append(co)
-        print(
-            f"  img2img frame {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
-        )
-    del torch
-    return times
+    def report_difference() -> None:
+        ours_pixels = np.asarray(tensor_to_pil(state["frame"])[0]).astype(int)
+        diff = np.abs(ours_pixels - np.asarray(state["pil"]).astype(int)).max()
+        print(f"  img2img frame 0: largest 8-bit difference ours vs baseline = {diff} levels")
+
+    return interleaved(
+        "img2img frame",
+        args.frames,
+        lambda i: baseline_frame(i + 1),
+        lambda i: our_frame(i + 1),
+        base.device,
+        after_warm_up=report_difference,
+    )
 
 
 def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
@@ -159,19 +184,9 @@ def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
             generator=seeded_generator(seed),
         ).images[0]
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
-    for i in range(args.frames + 1):
-        tb, cb = timed_both(lambda i=i: baseline_frame(i + 2), base.device)
-        to, co = timed_both(lambda: next(job), base.device)
-        if i:
-            times["baseline"].append(tb)
-            times["ours"].append(to)
-            times["baseline_cpu"].append(cb)
-            times["ours_cpu"].append(co)
-        print(
-            f"  zoom frame {i + 1}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
-        )
-    return times
+    return interleaved(
+        "zoom frame", args.frames, lambda i: baseline_frame(i + 2), lambda i: next(job), base.device
+    )
 
 
 def source_video(path: Path, size: int, count: int) -> None:
@@ -245,21 +260,10 @@ def vid2vid_frames(base, ours, args) -> dict[str, list[float]]:
         for _ in vid2vid.frames(ours, recipe, plan):
             pass
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
-    for i in range(args.passes + 1):  # pass 0 warms up both (and compiles, with --compile)
-        tb, cb = timed_both(baseline_pass, base.device)
-        to, co = timed_both(our_pass, base.device)
-        tb, cb, to, co = tb / count, cb / count, to / count, co / count
-        if i:
-            times["baseline"].append(tb)
-            times["ours"].append(to)
-            times["baseline_cpu"].append(cb)
-            times["ours_cpu"].append(co)
-        print(
-            f"  vid2vid pass {i} ({count} frames, batch {args.batch}): per frame baseline {tb:.3f} s, "
-            f"ours {to:.3f} s{' (warm-up)' if i == 0 else ''}"
-        )
-    return times
+    label = f"vid2vid per frame (pass of {count} frames, batch {args.batch}), pass"
+    return interleaved(
+        label, args.passes, lambda i: baseline_pass(), lambda i: our_pass(), base.device, per=count
+    )
 
 
 def txt2img_images(base, ours, args) -> dict[str, list[float]]:
@@ -296,19 +300,9 @@ def txt2img_images(base, ours, args) -> dict[str, list[float]]:
             generator=seeded_generator(seed),
         ).images[0]
 
-    times: dict[str, list[float]] = {"baseline": [], "ours": [], "baseline_cpu": [], "ours_cpu": []}
-    for i, seed in enumerate(seeds):
-        tb, cb = timed_both(lambda seed=seed: baseline_image(seed), base.device)
-        to, co = timed_both(lambda: next(job), base.device)
-        if i:
-            times["baseline"].append(tb)
-            times["ours"].append(to)
-            times["baseline_cpu"].append(cb)
-            times["ours_cpu"].append(co)
-        print(
-            f"  txt2img image {i}: baseline {tb:.2f} s ({cb:.1f} CPU s), ours {to:.2f} s ({co:.1f} CPU s){' (warm-up)' if i == 0 else ''}"
-        )
-    return times
+    return interleaved(
+        "txt2img image", args.images, lambda i: baseline_image(seeds[i]), lambda i: next(job), base.device
+    )
 
 
 def summary(name: str, times: dict[str, list[float]]) -> str:
