@@ -103,6 +103,36 @@ def test_batch_equals_one_at_a_time(tiny_model, sample_picture):
     assert (batched - singles).abs().max() <= TOLERANCE
 
 
+def test_img2img_seed_loop_encodes_the_picture_once_and_equals_diffusers(
+    tiny_model, sample_picture, monkeypatch
+):
+    """A seed loop over one picture (img2img --seeds, a sweep) VAE-encodes it once; every seed's
+    picture still equals the pipeline's, which encodes it again for every seed."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    picture = resize_image(load_image(sample_picture), 64, 64)
+    pipe = _reference_pipeline(tiny_model, StableDiffusionImg2ImgPipeline, "Euler a")
+    vae = tiny_model.components["vae"]
+    encoded, original = [], vae.encode
+    monkeypatch.setattr(vae, "encode", lambda x, *a, **k: encoded.append(len(x)) or original(x, *a, **k))
+    renderer = Renderer(tiny_model, "Euler a")
+    cond = renderer.encode("a wolf in the snow")
+    settings = {"steps": 10, "guidance": 7.5, "width": 64, "height": 64, "strength": 0.6}
+    init = pil_to_tensor([picture])
+    ours = [renderer.generate([cond], [seed], init_images=init, **settings)[0] for seed in (3, 4)]
+    ours += list(renderer.generate([cond] * 2, [5, 6], init_images=init.expand(2, -1, -1, -1), **settings))
+    assert encoded == [1]  # once, for one picture, whatever the seeds and batches
+    for seed, picture_ours in zip((3, 4, 5, 6), ours, strict=True):
+        reference = pipe(
+            "a wolf in the snow", image=picture, strength=0.6, num_inference_steps=10, guidance_scale=7.5,
+            generator=seeded_generator(seed), output_type="np",
+        ).images[0]  # fmt: skip
+        assert np.abs(picture_ours.permute(1, 2, 0).numpy() - reference).max() <= TOLERANCE
+    other = pil_to_tensor([picture.transpose(0)])  # a different picture is encoded afresh
+    renderer.generate([cond], [3], init_images=other, **settings)
+    assert encoded == [1, 1]
+
+
 def test_prompt_is_encoded_once_per_renderer(tiny_model, monkeypatch):
     renderer = Renderer(tiny_model)
     calls = []

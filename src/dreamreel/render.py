@@ -100,6 +100,7 @@ class Renderer:
         self.scheduler = make_scheduler(scheduler, base) if scheduler else base
         self.scheduler_name = scheduler_name_for(self.scheduler)
         self._encodings: dict[str, torch.Tensor] = {}
+        self._last_encoded: tuple[torch.Tensor, Any] | None = None  # (picture, its latent distribution)
 
     # -- text ---------------------------------------------------------------------------------
 
@@ -156,17 +157,38 @@ class Renderer:
         )
 
     def encode_images(self, images: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        """VAE-encode [-1, 1] pictures to scaled latents, sampling each item with its own generator."""
+        """VAE-encode [-1, 1] pictures to scaled latents, sampling each item with its own generator.
+
+        One picture for every item (a seed loop or a sweep over one image) is encoded once, and the
+        encoding is kept for the next call with the same picture: only each seed's sample is drawn, as
+        diffusers draws it, so the latents are the same as encoding the picture again for every seed.
+        """
         import torch
 
         vae = self.model.components["vae"]
         with torch.inference_mode():
             # one memory layout whatever the caller's tensor has: a compiled encoder would recompile
             images = images.to(self.model.device, vae.dtype).contiguous()
-            dist = vae.encode(images).latent_dist
+            if all(torch.equal(images[i], images[0]) for i in range(1, len(images))):
+                one = self._encoded_picture(images[:1])
+                dist = type(one)(one.parameters.expand(len(images), -1, -1, -1))
+            else:
+                dist = vae.encode(images).latent_dist
             latents = dist.sample(list(generators) if len(generators) > 1 else generators[0])
         # plain NCHW like the seeds' noise: a compiled UNet would recompile for a second memory layout
         return (latents * vae.config.scaling_factor).to(self.model.dtype).contiguous()
+
+    def _encoded_picture(self, picture: torch.Tensor) -> Any:
+        """The VAE's latent distribution of one picture [1, 3, H, W], kept for the next identical picture."""
+        import torch
+
+        last = self._last_encoded
+        same_kind = last is not None and (last[0].shape, last[0].dtype) == (picture.shape, picture.dtype)
+        if same_kind and torch.equal(last[0], picture):  # type: ignore[index]
+            return last[1]  # type: ignore[index]
+        dist = self.model.components["vae"].encode(picture).latent_dist
+        self._last_encoded = (picture.clone(), dist)
+        return dist
 
     # -- denoise ------------------------------------------------------------------------------
 
