@@ -75,6 +75,18 @@ def effective_steps(steps: int, strength: float | None) -> int:
     return min(int(steps * strength), steps)
 
 
+def fixed_batches(wanted: Sequence[int], total: int, batch: int) -> list[list[int]]:
+    """The batches that render items ``wanted`` of ``total``: the fixed chunks [0, B), [B, 2B), ...
+    holding any of them, each whole.
+
+    A batch's pictures equal single renders only within float rounding (a different batch size can
+    pick a different kernel), so an item is always rendered in the same company: a resume, or a re-run
+    of some items, then gives exactly the bits of the first run. Callers keep only the wanted items.
+    """
+    chunks = sorted({index // batch for index in wanted})
+    return [list(range(c * batch, min((c + 1) * batch, total))) for c in chunks]
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """Seed N's noise comes from a CPU generator, as in diffusers: the same picture on any device."""
     import torch

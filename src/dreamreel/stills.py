@@ -99,11 +99,11 @@ def render_stills(
     from dreamreel.jobs.txt2img import txt2img
     from dreamreel.writer import BackgroundWriter
 
-    subset = run.recipe.replace(seeds=[run.recipe.seeds[i] for i in positions])
-    if isinstance(subset, Img2ImgRecipe):
-        items = img2img(model, subset, on_step=progress.on_step, source=source)
+    recipe = run.recipe  # whole, so each seed is rendered in the batch it had first (fixed_batches)
+    if isinstance(recipe, Img2ImgRecipe):
+        items = img2img(model, recipe, on_step=progress.on_step, source=source, positions=positions)
     else:
-        items = txt2img(model, subset, on_step=progress.on_step)
+        items = txt2img(model, recipe, on_step=progress.on_step, positions=positions)
 
     def report(paths: list[Path]) -> None:
         for path in paths:
@@ -112,7 +112,7 @@ def render_stills(
 
     with BackgroundWriter() as writer:
         for item in items:
-            writer.submit(run.picture_path(positions[item.index]), item.image, item.png_info())
+            writer.submit(run.picture_path(item.index), item.image, item.png_info())
             report(writer.written())
     report(writer.written())
     run.record.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from dreamreel.images import fit_size, load_image, pil_to_tensor, resize_image
@@ -37,13 +37,15 @@ def img2img(
     recipe: Img2ImgRecipe,
     on_step: StepCallback | None = None,
     source: Image.Image | None = None,
+    positions: Sequence[int] | None = None,
 ) -> Iterator[RenderedImage]:
     """Yield one RenderedImage per seed (``recipe.batch`` seeds per UNet call); ``source`` overrides
-    ``recipe.image`` (an already loaded picture)."""
+    ``recipe.image`` (an already loaded picture); only the seeds at ``positions`` when given."""
     recipe.validate()
     picture = source if source is not None else load_image(recipe.image)
     width, height = target_size(model, picture, recipe.width, recipe.height)
     init = pil_to_tensor([resize_image(picture, width, height, recipe.resize)])  # type: ignore[arg-type]
     return render_seeds(
-        model, recipe, width=width, height=height, on_step=on_step, init=init, strength=recipe.strength
-    )
+        model, recipe, width=width, height=height, on_step=on_step, init=init, strength=recipe.strength,
+        positions=positions,
+    )  # fmt: skip

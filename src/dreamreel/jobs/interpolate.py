@@ -7,7 +7,8 @@ plain lerp shrinks it and gives washed-out frames), and between two prompts we l
 Each frame is then an ordinary txt2img from that noise and that conditioning, so the frame at a
 keyframe *is* plain txt2img of its prompt and seed, exactly, and neighbours differ only a little.
 
-Frames are independent of each other (no feedback), so a resume simply starts at the next frame.
+Frames are independent of each other (no feedback): a resume renders from the batch holding the
+next frame (render.fixed_batches), so every frame comes out of the same batch as in an unbroken run.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def interpolate(
     """Yield frames ``start`` .. the last; each is txt2img from interpolated noise and conditioning."""
     import torch
 
-    from dreamreel.render import Renderer
+    from dreamreel.render import Renderer, fixed_batches
 
     recipe.validate()
     renderer = Renderer(model, recipe.scheduler)
@@ -147,9 +148,8 @@ def interpolate(
             noises[seed] = renderer.initial_noise(seed, width, height)
         return noises[seed]
 
-    indices = list(range(start, recipe.total_frames))
-    for first in range(0, len(indices), recipe.batch):
-        chunk = indices[first : first + recipe.batch]
+    wanted = range(start, recipe.total_frames)
+    for chunk in fixed_batches(wanted, recipe.total_frames, recipe.batch):  # a resume: the same batches
         plans = [_frame_inputs(renderer, recipe, index, noise_of) for index in chunk]
         pictures = renderer.generate(
             [p["cond"] for p in plans],
@@ -162,7 +162,8 @@ def interpolate(
             on_step=on_step,
         )
         for index, plan, picture in zip(chunk, plans, pictures, strict=True):
-            yield _describe(model, renderer, recipe, index, plan, picture.unsqueeze(0), width, height)
+            if index >= start:
+                yield _describe(model, renderer, recipe, index, plan, picture.unsqueeze(0), width, height)
 
 
 def _frame_inputs(renderer: Renderer, recipe: InterpolateRecipe, index: int, noise_of: Any) -> dict[str, Any]:

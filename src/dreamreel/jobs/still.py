@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,14 +89,16 @@ def render_seeds(
     on_step: StepCallback | None = None,
     init: torch.Tensor | None = None,
     strength: float | None = None,
+    positions: Sequence[int] | None = None,
 ) -> Iterator[RenderedImage]:
-    """One RenderedImage per seed of a still recipe (txt2img, or img2img from ``init`` [1, 3, H, W]).
+    """One RenderedImage per seed of a still recipe (txt2img, or img2img from ``init`` [1, 3, H, W]);
+    only those at ``positions`` of ``recipe.seeds`` when given (a resume), index = the position.
 
-    Seeds go through the UNet ``recipe.batch`` at a time; each keeps its own generator, so the
-    pictures equal one-at-a-time rendering.
+    Seeds go through the UNet ``recipe.batch`` at a time, in fixed batches (render.fixed_batches);
+    each keeps its own generator, so the pictures equal one-at-a-time rendering within rounding.
     """
     from dreamreel.images import tensor_to_pil
-    from dreamreel.render import Renderer, effective_steps
+    from dreamreel.render import Renderer, effective_steps, fixed_batches
 
     renderer = Renderer(model, recipe.scheduler)
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
@@ -104,8 +106,9 @@ def render_seeds(
     if strength is not None:
         facts["effective_steps"] = effective_steps(recipe.steps, strength)
     seeds = recipe.seeds
-    for start in range(0, len(seeds), recipe.batch):
-        chunk = seeds[start : start + recipe.batch]
+    wanted = set(range(len(seeds)) if positions is None else positions)
+    for batch in fixed_batches(sorted(wanted), len(seeds), recipe.batch):
+        chunk = [seeds[i] for i in batch]
         pictures = renderer.generate(
             [conditioning] * len(chunk),
             chunk,
@@ -117,7 +120,9 @@ def render_seeds(
             strength=strength,
             on_step=on_step,
         )
-        for offset, (seed, image) in enumerate(zip(chunk, tensor_to_pil(pictures), strict=True)):
+        for position, seed, image in zip(batch, chunk, tensor_to_pil(pictures), strict=True):
+            if position not in wanted:
+                continue
             single = recipe.replace(
                 seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name
             )
@@ -125,7 +130,7 @@ def render_seeds(
                 model, renderer, single, seed=seed, width=width, height=height, strength=strength
             )
             yield RenderedImage(
-                index=start + offset,
+                index=position,
                 seed=seed,
                 image=image,
                 recipe=single,
