@@ -253,3 +253,8 @@ def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, 
     path = tmp_path / "r.toml"
     path.write_text(recipe_to_toml(recipe))
     assert recipe_from_toml(path) == recipe
+    # `dreamreel run r.toml --values ... --strength ...` overrides: numbers stay numbers, text is a schedule
+    from dreamreel.cli_anim import parse_overrides
+
+    changes = parse_overrides(recipe, ["--values", "1,2", "--strength", "0.5", "--steps=0:(4), max_f:(6)"])
+    assert changes == {"values": [1.0, 2.0], "strength": 0.5, "steps": "0:(4), max_f:(6)"}
