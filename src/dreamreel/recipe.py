@@ -597,7 +597,7 @@ class Vid2VidRecipe(VideoRecipe):
         if not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_BATCH:
             raise DreamreelError(f"--batch must be from 1 to {MAX_BATCH}, got {self.batch}")
         if self.all_plain():  # one set of values for every frame: checked without counting frames
-            self._check_values(0, self.values_at(0, 0))
+            self._check_values(self.values_at(0, 0))
         if not self.video:
             raise DreamreelError("vid2vid needs --video")
         from dreamreel.video import probe_video
@@ -610,11 +610,12 @@ class Vid2VidRecipe(VideoRecipe):
         if not self.all_plain():  # every frame's values, before any model loads
             for index, values in enumerate(self.all_values(self.frame_count())):
                 try:
-                    self._check_values(index, values)
+                    self._check_values(values)
                 except DreamreelError as exc:
                     raise _frame_error(index, exc) from None
 
-    def _check_values(self, index: int, v: dict[str, Any]) -> None:
+    def _check_values(self, v: dict[str, Any]) -> None:
+        """One frame's values (the caller names the frame when they come from schedules)."""
         if not 1 <= v["steps"] <= MAX_STEPS:
             raise DreamreelError(f"--steps must be from 1 to {MAX_STEPS}, got {v['steps']}")
         if v["guidance"] < 0:
