@@ -145,10 +145,31 @@ def test_vid2vid_and_sweep_resume_exactly(tmp_path, sample_picture):
     from media import make_video
 
     source = make_video(tmp_path / "phone.mp4", frames=10, width=64, height=48, audio=True)
-    vid2vid = ["vid2vid", "a dog", "--video", str(source), "--strength", "0.5", "--steps", "4", "--seed", "3"]
-    vid2vid += ["--color-match", "first", "--feedback", "0.3", "--model", "tiny", "--quiet"]
-    sweep = ["sweep", "a cute animal", "--image", str(sample_picture), "--param", "strength", "--from", "0.3"]
-    sweep += ["--to", "1.0", "--frames", "6", "--steps", "4", "--seed", "2", *TINY]
+    # with schedules in play: a frame's values are a pure function of the recipe and its index
+    vid2vid = [
+        "vid2vid",
+        "a dog",
+        "--video",
+        str(source),
+        "--strength",
+        "0:(0.4), max_f:(0.8)",
+        "--seed",
+        "3",
+    ]
+    vid2vid += ["--steps", "4", "--color-match", "first", "--feedback", "0:(0.3), max_f:(0.1)"]
+    vid2vid += ["--guidance", "0:(7), 5:(4+sin(t))", "--seed-mode", "iter", "--model", "tiny", "--quiet"]
+    sweep = ["sweep", "a cute animal", "--image", str(sample_picture), "--param", "strength", "--frames", "6"]
+    sweep += [
+        "--values",
+        "0:(0.3), max_f:(1.0)",
+        "--guidance",
+        "0:(5), max_f:(9)",
+        "--steps",
+        "4",
+        "--seed",
+        "2",
+    ]
+    sweep += TINY
     for name, args in (("v2v", vid2vid), ("sweep", sweep)):
         reference, target = tmp_path / "ref" / f"{name}.mp4", tmp_path / "cut" / f"{name}.mp4"
         reference.parent.mkdir(exist_ok=True)

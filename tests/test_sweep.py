@@ -127,6 +127,18 @@ def test_sweep_values_and_validation() -> None:
         (["--param", "height", "--values", "64,128"], "cannot be swept"),
         (["--param", "guidance", "--values", "1,x"], "bad --values"),
         (["--param", "strength", "--from", "0", "--to", "1", "--frames", "3"], "0 denoising steps"),
+        (["--param", "strength", "--values", "0:(0.2), 16:(1.0)"], "needs --frames"),
+        (["--param", "strength", "--values", "0:(0.2), 4:(1)", "--frames", "5", "--from", "0"], "not both"),
+        (["--param", "strength", "--values", "0:(0.2), 4:(1", "--frames", "5"], "bad --values schedule"),
+        (
+            ["--param", "seed", "--values", "1,2,3", "--strength", "0:(0.5), max_f:(0)"],
+            "frame 2: --strength 0",
+        ),
+        (["--param", "seed", "--values", "1,2", "--steps", "0:(5), max_f:(x)"], "unknown name 'x'"),
+        (
+            ["--param", "strength", "--values", "0.5,1", "--guidance", "0:(1), max_f:(-2)"],
+            "frame 1: --guidance",
+        ),
     ],
 )
 def test_bad_sweeps_fail_in_one_line_before_the_model(
@@ -164,3 +176,85 @@ def test_run_folder_recipe_round_trips(tmp_path: Path, sample_picture: Path) -> 
     again = recipe_from_toml(path)
     assert again == recipe
     assert json.loads(json.dumps(again.to_dict()))["job"] == "sweep"
+
+
+# -- keyframe schedules -----------------------------------------------------------------------
+
+SMALL = ["--width", "64", "--height", "48", "--steps", "5", "--quiet", "--model", "tiny"]
+
+
+def _still(tmp_path: Path, name: str, args: list[str]) -> np.ndarray:
+    _run([*args, "--out", str(tmp_path / name), *SMALL])
+    (picture,) = (tmp_path / name).glob("*.png")
+    return _pixels(picture)
+
+
+def test_seed_sweep_with_a_strength_ramp_frames_are_their_own_stills(
+    tmp_path: Path, sample_picture: Path, cli_tiny
+) -> None:
+    from dreamreel.metadata import read_png_metadata
+    from dreamreel.store import RunStore
+
+    out = tmp_path / "ramp.mp4"
+    ramp = ["--strength", "0:(0.3), max_f:(0.9)"]
+    store_args = ["sweep", "a fox", "--image", str(sample_picture), "--param", "seed", "--values", "5,9,13"]
+    _run([*store_args, *ramp, "-o", str(out), *SMALL])
+    store = RunStore.open(tmp_path / "ramp.run")
+    done = store.done()
+    assert [r.values["seed"] for r in done] == [5, 9, 13]
+    assert [r.values["strength"] for r in done] == [0.3, 0.6, 0.9]
+    parameters, recipe = read_png_metadata(store.frame_path(1))
+    assert recipe["job"] == "img2img" and recipe["strength"] == 0.6 and recipe["seeds"] == [9]
+    assert "Denoising strength: 0.6" in parameters and "Seed: 9" in parameters
+    alone = _still(
+        tmp_path,
+        "alone",
+        ["img2img", "a fox", "--image", str(sample_picture), "--seed", "9", "--strength", "0.6"],
+    )
+    assert np.array_equal(alone, _pixels(store.frame_path(1)))
+    # the frame's own metadata re-makes it
+    _run(["rerender", str(store.frame_path(1)), "--out", str(tmp_path / "again"), "--quiet"])
+    (again,) = (tmp_path / "again").glob("*.png")
+    assert np.array_equal(_pixels(again), _pixels(store.frame_path(1)))
+
+
+def test_swept_values_from_a_schedule_with_a_guidance_schedule(
+    tmp_path: Path, sample_picture: Path, cli_tiny
+) -> None:
+    from dreamreel.store import RunStore
+
+    out = tmp_path / "sched.mp4"
+    sweep = ["sweep", "a fox", "--image", str(sample_picture), "--param", "strength", "--seed", "4"]
+    sweep += ["--values", "0:(0.2), max_f:(1.0)", "--frames", "5", "--guidance", "0:(3), max_f:(7)"]
+    _run([*sweep, "-o", str(out), *SMALL])
+    done = RunStore.open(tmp_path / "sched.run").done()
+    assert [r.values["strength"] for r in done] == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert [r.values["guidance"] for r in done] == [3.0, 4.0, 5.0, 6.0, 7.0]
+    frame = _pixels(RunStore.open(tmp_path / "sched.run").frame_path(3))
+    args = ["img2img", "a fox", "--image", str(sample_picture), "--seed", "4", "--strength", "0.8"]
+    assert np.array_equal(frame, _still(tmp_path, "alone", [*args, "--guidance", "6"]))
+    assert "0:(0.2), max_f:(1.0)" in str(out.with_suffix(".run").joinpath("recipe.toml").read_text())
+
+
+def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, sample_picture: Path) -> None:
+    from dreamreel.recipe import parse_values_option, recipe_from_toml, recipe_to_toml
+
+    assert parse_values_option("0.2, 0.5") == [0.2, 0.5]
+    assert parse_values_option("0:(0.2), 16:(1.0)") == "0:(0.2), 16:(1.0)"
+    recipe = SweepRecipe(
+        prompt="x", model="tiny", param="seed", values="0:(1), max_f:(1+max_f)", frames=4,
+        image=str(sample_picture), strength="0:(0.4), max_f:(0.8)", steps="0:(4), max_f:(8)", seed=2,
+    )  # fmt: skip
+    recipe.validate()
+    assert recipe.sweep_values() == [1, 2, 3, 4]
+    assert [(s.seeds, s.steps, s.strength) for s in recipe.frame_recipes()] == [
+        ([1], 4, 0.4), ([2], 5, 0.5333333333), ([3], 7, 0.6666666667), ([4], 8, 0.8)
+    ]  # fmt: skip
+    path = tmp_path / "r.toml"
+    path.write_text(recipe_to_toml(recipe))
+    assert recipe_from_toml(path) == recipe
+    # `dreamreel run r.toml --values ... --strength ...` overrides: numbers stay numbers, text is a schedule
+    from dreamreel.cli_anim import parse_overrides
+
+    changes = parse_overrides(recipe, ["--values", "1,2", "--strength", "0.5", "--steps=0:(4), max_f:(6)"])
+    assert changes == {"values": [1.0, 2.0], "strength": 0.5, "steps": "0:(4), max_f:(6)"}

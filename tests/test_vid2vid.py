@@ -191,6 +191,16 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["--video", str(good), "--start", "9"], "past the end"),
         (["--video", str(good), "--width", "60"], "nearest valid sizes: 56 or 64"),
         (["--video", str(good), "--fps", "0"], "--fps"),
+        # schedules: every frame's values are checked, and the message names the frame
+        (["--video", str(good), "--strength", "0:(0.5), max_f:(1.2)"], "frame 3: --strength must be between"),
+        (["--video", str(good), "--steps", "5", "--strength", "0:(0.5), 2:(0.1)"], "frame 2: --strength 0.1"),
+        (["--video", str(good), "--steps", "0:(4), 1:(0)"], "frame 1: --steps must be from 1"),
+        (["--video", str(good), "--guidance", "0:(7), 1:(-1)"], "frame 1: --guidance must be"),
+        (["--video", str(good), "--color-strength", "0:(1), max_f:(2)"], "frame 1: --color-strength"),
+        (["--video", str(good), "--feedback", "0:(0), 3:(0.6)", "--batch", "2"], "frame 1: --batch needs"),
+        (["--video", str(good), "--strength", "0:(0.5), 2:(sin(t)"], "'(' is never closed"),
+        (["--video", str(good), "--strength", "0:(0.5), 2:(foo)"], "unknown name 'foo'"),
+        (["--video", str(good), "--strength", "0:(0.5), 2:(1/(t-2))"], "fails at frame 2"),
     ]
 
 
@@ -207,3 +217,163 @@ def test_bad_input_is_one_line_before_the_model(tmp_path: Path, capsys, no_model
 
         print_video_info(tmp_path / "good.mp4")
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+
+
+# -- keyframe schedules -----------------------------------------------------------------------
+
+SCHEDULED = ["--model", "tiny", "--steps", "5", "--seed", "11", "--width", "64", "--quiet"]
+
+
+def _parameters(run: Path, index: int) -> str:
+    from dreamreel.metadata import read_png_metadata
+
+    parameters, _ = read_png_metadata(RunStore.open(run).frame_path(index))
+    return parameters
+
+
+def test_strength_schedule_frame_equals_a_plain_run_at_its_strength(tmp_path: Path, cli_tiny) -> None:
+    source = make_video(tmp_path / "clip.mp4", frames=4, rate=Fraction(8))
+    ramp = tmp_path / "ramp.mp4"
+    ramp_args = ["--strength", "0:(0.2), max_f:(0.8)", *SCHEDULED]
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(ramp), *ramp_args])
+    ramp_run = tmp_path / "ramp.run"
+    records = RunStore.open(ramp_run).done()
+    strengths = [r.values["strength"] for r in records]
+    assert strengths == pytest.approx([0.2, 0.4, 0.6, 0.8])  # max_f = the last frame, 3
+    assert [r.values["steps"] for r in records] == [5] * 4
+    for index, strength in enumerate(strengths):  # each frame's metadata shows its own values
+        text = _parameters(ramp_run, index)
+        assert f"Denoising strength: {strength}" in text and "Steps: 5" in text and "CFG scale: 7.5" in text
+    # frame 2 is the frame a plain run at that frame's strength makes
+    plain = tmp_path / "plain.mp4"
+    _run(
+        [
+            "vid2vid",
+            "a cat",
+            "--video",
+            str(source),
+            "-o",
+            str(plain),
+            "--strength",
+            repr(strengths[2]),
+            *SCHEDULED,
+        ]
+    )
+    ramped, flat = _frames(ramp_run), _frames(tmp_path / "plain.run")
+    assert np.array_equal(ramped[2], flat[2])
+    assert not np.array_equal(ramped[0], flat[0])  # the schedule did change the other frames
+
+
+def test_batch_groups_frames_by_their_values_and_equals_one_at_a_time(
+    tmp_path: Path, cli_tiny, monkeypatch
+) -> None:
+    from dreamreel.render import Renderer
+
+    source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(8))
+    values = ["--strength", "0:(0.6), 2:(0.6), 3:(0.8)", "--guidance", "0:(4), 3:(4), 4:(6)"]
+    values += ["--seed-mode", "iter"]
+    calls: list[tuple[int, float, float]] = []
+    original = Renderer.generate
+
+    def spy(self, conds, seeds, **kw):  # type: ignore[no-untyped-def]
+        calls.append((len(seeds), kw["strength"], kw["guidance"]))
+        return original(self, conds, seeds, **kw)
+
+    monkeypatch.setattr(Renderer, "generate", spy)
+    one, four = tmp_path / "one.mp4", tmp_path / "four.mp4"
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(one), *values, *SCHEDULED])
+    calls.clear()
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(four), "--batch", "4", *values, *SCHEDULED])
+    # frames 0-2 share strength 0.6 and guidance 4; frame 3 has strength 0.8, frame 4 guidance 6
+    assert calls == [(3, 0.6, 4.0), (1, 0.8, 4.0), (1, 0.8, 6.0)]
+    singles, batched = _frames(tmp_path / "one.run"), _frames(tmp_path / "four.run")
+    assert len(singles) == len(batched) == 5
+    for a, b in zip(singles, batched, strict=True):
+        assert np.abs(a - b).max() <= 1  # float batching may round one 8-bit level differently
+    for index, guidance in ((2, 4), (4, 6)):
+        assert f"CFG scale: {guidance}," in _parameters(tmp_path / "four.run", index)
+
+
+def test_feedback_and_colour_schedules_resume_exactly(tmp_path: Path, cli_tiny) -> None:
+    from dreamreel.jobs.runner import run_video_job, video_job
+
+    source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(10))
+    out = tmp_path / "fb.mp4"
+    aids = ["--feedback", "0:(0), 2:(0.5), max_f:(0.2)", "--color-match", "source"]
+    aids += [
+        "--color-strength",
+        "0:(1), max_f:(0.3)",
+        "--strength",
+        "0:(0.4), max_f:(0.7)",
+        "--seed-mode",
+        "iter",
+    ]
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(out), *aids, *SCHEDULED])
+    run = tmp_path / "fb.run"
+    whole = _frames(run)
+    records = RunStore.open(run).done()
+    assert [r.values["feedback"] for r in records] == pytest.approx([0, 0.25, 0.5, 0.35, 0.2])
+    store = RunStore.open(run)
+    store.truncate(2)
+    for index in (2, 3, 4):
+        store.frame_path(index).unlink()
+    recipe = store.recipe()
+    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=cli_tiny)
+    resumed = _frames(run)
+    assert len(resumed) == 5
+    for a, b in zip(whole, resumed, strict=True):
+        assert np.array_equal(a, b)
+
+
+# What the code before schedules wrote to NAME.run/recipe.toml for a plain-number vid2vid run.
+OLD_RECIPE = """job = "vid2vid"
+prompt = "a cat"
+negative = ""
+steps = 5
+guidance = 7.5
+width = 64
+model = "tiny"
+device = "auto"
+dtype = "auto"
+loras = []
+allow_unsafe_pickle = false
+compile = false
+output = "{output}"
+reverse = false
+pingpong = false
+audio = ""
+video = "{video}"
+strength = 0.5
+seed = 11
+seed_mode = "fixed"
+every = 1
+color_match = "none"
+color_strength = 1.0
+feedback = 0.0
+batch = 1
+mute = false
+"""
+
+
+def test_plain_number_recipe_of_the_old_code_loads_and_runs(tmp_path: Path, cli_tiny, capsys) -> None:
+    from dreamreel.recipe import Vid2VidRecipe, recipe_from_toml, recipe_to_toml
+
+    source = make_video(tmp_path / "clip.mp4", frames=3, rate=Fraction(8))
+    old = tmp_path / "old.toml"
+    old.write_text(OLD_RECIPE.format(output=tmp_path / "old.mp4", video=source))
+    recipe = recipe_from_toml(old)
+    assert isinstance(recipe, Vid2VidRecipe) and recipe.strength == 0.5 and recipe.steps == 5
+    assert recipe_to_toml(recipe) == old.read_text()  # numbers stay numbers: the same file again
+    _run(["run", str(old), "--quiet"])
+    cli = tmp_path / "cli.mp4"
+    _run(["vid2vid", "a cat", "--video", str(source), "-o", str(cli), "--strength", "0.5", *SCHEDULED])
+    assert (tmp_path / "cli.run" / "recipe.toml").read_text().count("strength = 0.5") == 1
+    for a, b in zip(_frames(tmp_path / "old.run"), _frames(tmp_path / "cli.run"), strict=True):
+        assert np.array_equal(a, b)
+    capsys.readouterr()
+    _run(["info", str(tmp_path / "old.run")])
+    text = capsys.readouterr().out
+    assert "3 of 3 frames finished" in text and "strength = 0.5\n" in text and "steps = 5\n" in text
+    # a run override may turn a number into a schedule, and back
+    _run(["run", str(old), "--quiet", "-o", str(tmp_path / "ramp.mp4"), "--strength", "0:(0.3), max_f:(0.6)"])
+    assert 'strength = "0:(0.3), max_f:(0.6)"' in (tmp_path / "ramp.run" / "recipe.toml").read_text()

@@ -58,15 +58,44 @@ model_options = (
     click.option("--debug", is_flag=True, help="Show tracebacks."),
 )
 
-common_options = _options(
-    click.option("--negative", help="Negative prompt (what to avoid)."),
+SCHEDULE_HELP = "a number or keyframes like '0:(1.02), 30:(1.0+0.01*sin(t/5))'"
+
+
+def _common(steps: F, guidance: F) -> F:
+    return _options(
+        click.option("--negative", help="Negative prompt (what to avoid)."),
+        steps,
+        guidance,
+        click.option("--width", type=int, help="Width, a multiple of 8 (default: the model's native size)."),
+        click.option(
+            "--height", type=int, help="Height, a multiple of 8 (default: the model's native size)."
+        ),
+        click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PNDM, ...'),
+        *model_options,
+    )
+
+
+common_options = _common(
     click.option("--steps", type=int, help="Denoising steps (default 50)."),
     click.option("--guidance", type=float, help="Classifier-free guidance scale (default 7.5)."),
-    click.option("--width", type=int, help="Width, a multiple of 8 (default: the model's native size)."),
-    click.option("--height", type=int, help="Height, a multiple of 8 (default: the model's native size)."),
-    click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PNDM, ...'),
-    *model_options,
 )
+# The same for video jobs whose steps and guidance may change from frame to frame.
+scheduled_common_options = _common(
+    click.option("--steps", help=f"Denoising steps (default 50): {SCHEDULE_HELP}."),
+    click.option("--guidance", help="Classifier-free guidance scale (default 7.5); a schedule too."),
+)
+
+
+def schedule_value(text: str | None) -> str | float | int | None:
+    """A plain number stays a number in the recipe; anything else is a schedule, checked by the recipe."""
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
 
 seed_options = _options(
     click.option("--seed", type=int, help="One seed."),

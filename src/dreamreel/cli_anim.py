@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from dreamreel.cli import RECIPE_FIELDS, _given, _options, _run_stills, cli, model_options
+from dreamreel.cli import RECIPE_FIELDS, SCHEDULE_HELP, _given, _options, _run_stills, cli, model_options
+from dreamreel.cli import schedule_value as _schedule_value
 from dreamreel.errors import DreamreelError
 
 shared_options = _options(
@@ -33,18 +34,6 @@ video_options = _options(
 )
 
 VIDEO_FIELDS = ("output", "fps", "reverse", "pingpong", "audio")
-SCHEDULE_HELP = "a number or keyframes like '0:(1.02), 30:(1.0+0.01*sin(t/5))'"
-
-
-def _schedule_value(text: str | None) -> str | float | int | None:
-    """A plain number stays a number in the recipe; anything else is a schedule, checked by the recipe."""
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
 def _schedules(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -192,6 +181,16 @@ def parse_overrides(recipe: Any, args: list[str]) -> dict[str, Any]:
         if key.startswith("no_") and key[3:] in fields and isinstance(getattr(recipe, key[3:]), bool):
             changes[key[3:]] = False
             i += 1
+            continue
+        if key in recipe.scheduled and (eq or i + 1 < len(args)):  # a number or a schedule
+            changes[key] = _schedule_value(value if eq else args[i + 1])
+            i += 1 if eq else 2
+            continue
+        if key == "values" and recipe.job == "sweep" and (eq or i + 1 < len(args)):
+            from dreamreel.recipe import parse_values_option
+
+            changes[key] = parse_values_option(value if eq else args[i + 1])
+            i += 1 if eq else 2
             continue
         if key not in fields:
             known = ", ".join("--" + n.replace("_", "-") for n in fields)

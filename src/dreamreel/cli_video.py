@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from dreamreel.cli import RECIPE_FIELDS, _given, _options, cli, common_options
+from dreamreel.cli import (
+    RECIPE_FIELDS,
+    SCHEDULE_HELP,
+    _given,
+    _options,
+    cli,
+    schedule_value,
+    scheduled_common_options,
+)
 from dreamreel.errors import DreamreelError
 
 VIDEO_FIELDS = ("fps", "reverse", "pingpong", "audio")
@@ -31,6 +39,11 @@ def _video_fields(options: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _scheduled(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Options that take a number or a keyframe schedule: a plain number stays a number."""
+    return {n: schedule_value(options[n]) for n in names if options.get(n) is not None}
+
+
 def _run(job: Any, recipe: Any, *, quiet: bool, seed_given: bool) -> None:
     from dreamreel.jobs.runner import run_video_job
 
@@ -40,33 +53,27 @@ def _run(job: Any, recipe: Any, *, quiet: bool, seed_given: bool) -> None:
     run_video_job(job, recipe, quiet=quiet, echo=lambda m: click.echo(m, err=True))
 
 
-def _float_list(text: str, what: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise DreamreelError(f"bad {what} {text!r}: use comma-separated numbers like 0.2,0.5,0.8") from None
-    if not values:
-        raise DreamreelError(f"bad {what} {text!r}: no numbers in it")
-    return values
-
-
 @cli.command()
 @click.argument("prompt")
 @click.option("--param", "-p", required=True, help="What to vary: strength, guidance, steps or seed.")
 @click.option("--from", "sweep_from", type=float, help="First value.")
 @click.option("--to", "sweep_to", type=float, help="Last value.")
-@click.option("--frames", type=int, help="How many frames from --from to --to (both ends included).")
-@click.option("--values", help="Explicit values instead: 0.2,0.35,0.8.")
+@click.option(
+    "--frames", type=int, help="How many frames from --from to --to (both ends included), or of --values."
+)
+@click.option(
+    "--values", help="Explicit values instead: 0.2,0.35,0.8, or a schedule '0:(0.2), 16:(1.0)' with --frames."
+)
 @click.option("--image", "-i", help="Starting picture: an img2img sweep (without: txt2img).")
 @click.option(
-    "--strength", type=float, help="img2img strength when another parameter is swept (default 0.75)."
+    "--strength", help="img2img strength when another parameter is swept (default 0.75); a schedule too."
 )
 @click.option(
     "--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size."
 )
 @click.option("--caption", is_flag=True, default=None, help="Burn each frame's value into the video.")
 @video_options
-@common_options
+@scheduled_common_options
 def sweep(prompt: str, **options: Any) -> None:
     """One frame per value of a parameter: a video, its run folder and a captioned contact sheet.
 
@@ -74,14 +81,13 @@ def sweep(prompt: str, **options: Any) -> None:
     --from 0.2 --to 1.0 --frames 17 -o coyote.mp4
     """
     from dreamreel.jobs.sweep import JOB, sheet_path
-    from dreamreel.recipe import SweepRecipe
+    from dreamreel.recipe import SweepRecipe, parse_values_option
 
     fields = _video_fields(options)
-    fields.update(
-        _given(options, ("sweep_from", "sweep_to", "frames", "image", "strength", "resize", "caption"))
-    )
+    fields.update(_given(options, ("sweep_from", "sweep_to", "frames", "image", "resize", "caption")))
+    fields.update(_scheduled(options, SweepRecipe.scheduled))
     if options["values"] is not None:
-        fields["values"] = _float_list(options["values"], "--values")
+        fields["values"] = parse_values_option(options["values"])
     recipe = SweepRecipe(prompt=prompt, param=options["param"], **fields)
     _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)
     if not options["quiet"]:
@@ -91,7 +97,7 @@ def sweep(prompt: str, **options: Any) -> None:
 @cli.command()
 @click.argument("prompt")
 @click.option("--video", "-v", required=True, help="The source video.")
-@click.option("--strength", type=float, help="0 keeps each frame, 1 ignores it (default 0.5).")
+@click.option("--strength", help=f"0 keeps each frame, 1 ignores it (default 0.5): {SCHEDULE_HELP}.")
 @click.option("--seed-mode", type=click.Choice(["fixed", "iter"]), help="fixed (default, steadier) or iter.")
 @click.option("--start", type=float, help="Start this many seconds into the source.")
 @click.option("--end", type=float, help="Stop at this many seconds into the source.")
@@ -101,12 +107,19 @@ def sweep(prompt: str, **options: Any) -> None:
     type=click.Choice(["none", "source", "first"]),
     help="Pull colours toward each source frame or the first output (LAB; default none).",
 )
-@click.option("--color-strength", type=float, help="How far --color-match pulls, 0 to 1 (default 1).")
-@click.option("--feedback", type=float, help="Blend the previous output into the next input (0 to 1).")
-@click.option("--batch", type=int, help="Frames per UNet call (same output as 1; more memory).")
+@click.option("--color-strength", help="How far --color-match pulls, 0 to 1 (default 1); a schedule too.")
+@click.option(
+    "--feedback", help="Blend the previous output into the next input (0 to 1; default 0); a schedule too."
+)
+@click.option(
+    "--batch",
+    type=int,
+    help="Frames per UNet call (same output as 1; more memory); frames batch when their steps, "
+    "strength and guidance agree.",
+)
 @click.option("--mute", is_flag=True, default=None, help="Leave the source's sound out.")
 @video_options
-@common_options
+@scheduled_common_options
 def vid2vid(prompt: str, **options: Any) -> None:
     """Every frame of a video through img2img: same timing, same sound, upright.
 
@@ -116,8 +129,8 @@ def vid2vid(prompt: str, **options: Any) -> None:
     from dreamreel.recipe import Vid2VidRecipe
 
     fields = _video_fields(options)
-    names = ("strength", "seed_mode", "start", "end", "every", "color_match", "color_strength")
-    fields.update(_given(options, (*names, "feedback", "batch", "mute")))
+    fields.update(_given(options, ("seed_mode", "start", "end", "every", "color_match", "batch", "mute")))
+    fields.update(_scheduled(options, Vid2VidRecipe.scheduled))
     recipe = Vid2VidRecipe(prompt=prompt, video=options["video"], **fields)
     _run(JOB, recipe, quiet=options["quiet"], seed_given=options["seed"] is not None)
 

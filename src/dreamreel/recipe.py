@@ -8,6 +8,7 @@ recipe are checked there too (opened and decoded), because a bad picture should 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dreamreel.images import RESIZE_MODES, check_size, open_image_checked
 from dreamreel.lora import parse_lora_specs
 from dreamreel.model import DEFAULT_MODEL, DEVICES, DTYPES, check_model_spec
 from dreamreel.safety import check_weights_file
+from dreamreel.schedule import Schedule, parse_schedule
 from dreamreel.schedulers import canonical_scheduler_name
 
 MAX_SEED = 2**32 - 1  # A1111 and diffusers users share 32-bit seeds
@@ -31,6 +33,7 @@ class Recipe:
     """Settings every job shares."""
 
     job: ClassVar[str] = ""
+    scheduled: ClassVar[tuple[str, ...]] = ()  # settings that take a number or a keyframe schedule
 
     prompt: str
     negative: str = ""
@@ -318,34 +321,95 @@ def recipe_from_toml(path: str | Path) -> Recipe:
     return Recipe.from_dict(data)
 
 
+# -- keyframe schedules in recipes --------------------------------------------------------------
+
+Schedulable = str | float | int  # a plain number, or keyframes text like "0:(0.2), max_f:(0.8)"
+
+
+def is_plain(value: Any) -> bool:
+    """A plain number (kept as a number in recipe files), not a schedule."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def schedule_of(value: Any, name: str) -> Schedule:
+    """The parsed schedule of a setting's value (a plain number is a one-value schedule)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DreamreelError(f"{flag_name(name)} must be a number or a schedule, got {value!r}")
+    return _parsed(value, flag_name(name))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(value: Schedulable, name: str) -> Schedule:
+    return parse_schedule(value, name)
+
+
+def _plain_probe(recipe: Recipe) -> Recipe:
+    """The recipe with harmless plain numbers in place of a steps/guidance schedule, for the shared
+    checks (which want numbers); scheduled values are then checked frame by frame."""
+    changes: dict[str, Any] = {}
+    if not is_plain(recipe.steps):
+        changes["steps"] = 1
+    if not is_plain(recipe.guidance):
+        changes["guidance"] = 0.0
+    return recipe.replace(**changes)
+
+
+def _frame_error(index: int, exc: DreamreelError) -> DreamreelError:
+    return DreamreelError(f"frame {index}: {exc}")
+
+
 # -- video jobs' recipes ------------------------------------------------------------------------
 
 SWEEPABLE = {"strength": float, "guidance": float, "steps": int, "seed": int}
+SWEEP_SCHEDULED = ("steps", "guidance", "strength")  # the non-swept settings that take schedules
 MAX_FRAMES = 100_000
+
+
+def parse_values_option(text: str) -> list[float] | str:
+    """``--values``: a comma list of numbers (``0.2,0.5``) stays a list; anything else is a keyframe
+    schedule (``0:(0.2), 16:(1.0)``), checked by the recipe."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        return [float(p) for p in parts] if parts else []
+    except ValueError:
+        return text
 
 
 @dataclass(kw_only=True)
 class SweepRecipe(VideoRecipe):
     """One frame per value of a parameter, the seed held (unless the seed is what varies).
 
-    With ``image`` each frame is an img2img, without it a txt2img. Values come from ``values`` or
-    ``frames`` steps from ``sweep_from`` to ``sweep_to`` (both ends included)."""
+    With ``image`` each frame is an img2img, without it a txt2img. Values come from ``values`` (a
+    list, or a keyframe schedule over ``frames`` frames) or ``frames`` steps from ``sweep_from`` to
+    ``sweep_to`` (both ends included). The settings not swept (steps, guidance, strength) may be
+    schedules over the frame index too; each frame is still the very still its values make alone."""
 
     job: ClassVar[str] = "sweep"
+    scheduled: ClassVar[tuple[str, ...]] = SWEEP_SCHEDULED
 
+    steps: Schedulable = 50  # type: ignore[assignment]
+    guidance: Schedulable = 7.5  # type: ignore[assignment]
     param: str = ""
     sweep_from: float | None = None
     sweep_to: float | None = None
     frames: int | None = None
-    values: list[float] = field(default_factory=list)
+    values: list[float] | str = field(default_factory=list)
     seed: int | None = None  # None: one random seed, drawn and recorded
     image: str = ""
-    strength: float = 0.75
+    strength: Schedulable = 0.75
     resize: str = "crop"
     caption: bool = False  # burn "param value" into the video's frames (the PNGs stay clean)
 
     def validate(self) -> None:
-        super().validate()
+        for name in SWEEP_SCHEDULED:
+            schedule_of(getattr(self, name), name)  # malformed schedules fail first, with their position
+        probe = _plain_probe(self)
+        VideoRecipe.validate(probe)
+        self.scheduler = probe.scheduler
         if self.param in ("width", "height", "size"):
             raise DreamreelError(
                 f"--param {self.param} cannot be swept: the frames of one video share a size "
@@ -366,21 +430,38 @@ class SweepRecipe(VideoRecipe):
             raise DreamreelError(f"unknown --resize {self.resize!r}; choose one of {', '.join(RESIZE_MODES)}")
         if self.image:
             open_image_checked(self.image)
-        for value in self.sweep_values():
-            still = self.frame_recipe(value)
-            Recipe.validate(still)  # steps, guidance, ... of this frame (the image is checked above)
-            check_seed(still.seeds[0])
-            if isinstance(still, Img2ImgRecipe):
-                check_strength(still.strength, still.steps)
+        for index, still in enumerate(self.frame_recipes()):
+            try:
+                Recipe.validate(still)  # steps, guidance, ... of this frame (the image is checked above)
+                check_seed(still.seeds[0])
+                if isinstance(still, Img2ImgRecipe):
+                    check_strength(still.strength, still.steps)
+            except DreamreelError as exc:
+                raise _frame_error(index, exc) from None
 
     def sweep_values(self) -> list[float | int]:
         """The value of every frame, rounded as a person would type it (0.25, not 0.25000000000000006)."""
         kind = SWEEPABLE.get(self.param, float)
-        ranged = [self.sweep_from is not None, self.sweep_to is not None, self.frames is not None]
-        if self.values:
+        ranged = [self.sweep_from is not None, self.sweep_to is not None]
+        if isinstance(self.values, str) and self.values.strip():
+            schedule = schedule_of(self.values, "values")  # a malformed one fails first, with its position
             if any(ranged):
+                raise DreamreelError("use either --values or --from/--to, not both")
+            if self.frames is None:
+                raise DreamreelError("a --values schedule needs --frames N (how many frames it spans)")
+            self._check_frames()
+            assert self.frames is not None
+            base = self.seed if self.seed is not None else 0
+            raw = schedule.values(self.frames, seed=base)
+        elif self.values:
+            if not isinstance(self.values, list):
+                raise DreamreelError(f"--values must be a list of numbers or a schedule, got {self.values!r}")
+            if any(ranged) or self.frames is not None:
                 raise DreamreelError("use either --values or --from/--to/--frames, not both")
-            raw = [float(v) for v in self.values]
+            try:
+                raw = [float(v) for v in self.values]
+            except (TypeError, ValueError):
+                raise DreamreelError(f"--values must be numbers, got {self.values!r}") from None
         else:
             if self.sweep_from is None and self.sweep_to is None:
                 raise DreamreelError("sweep needs --from A --to B --frames N, or --values a,b,c")
@@ -388,8 +469,7 @@ class SweepRecipe(VideoRecipe):
                 raise DreamreelError("--from and --to go together: give both")
             if self.frames is None:
                 raise DreamreelError("sweep needs --frames N with --from/--to")
-            if not isinstance(self.frames, int) or not 1 <= self.frames <= MAX_FRAMES:
-                raise DreamreelError(f"--frames must be from 1 to {MAX_FRAMES}, got {self.frames}")
+            self._check_frames()
             a, b, n = float(self.sweep_from), float(self.sweep_to), self.frames
             raw = [a if n == 1 else a + (b - a) * i / (n - 1) for i in range(n)]
         if not all(math.isfinite(v) for v in raw):
@@ -398,34 +478,65 @@ class SweepRecipe(VideoRecipe):
             return [round(v) for v in raw]
         return [round(v, 10) for v in raw]
 
-    def frame_recipe(self, value: float | int) -> Txt2ImgRecipe:
-        """The still recipe of one frame: the same picture ``txt2img``/``img2img`` would make alone."""
+    def _check_frames(self) -> None:
+        if (
+            not isinstance(self.frames, int)
+            or isinstance(self.frames, bool)
+            or not 1 <= self.frames <= MAX_FRAMES
+        ):
+            raise DreamreelError(f"--frames must be from 1 to {MAX_FRAMES}, got {self.frames}")
+
+    def frame_recipes(self) -> list[Txt2ImgRecipe]:
+        """Every frame's still recipe, in frame order."""
+        values = self.sweep_values()
+        return [self.frame_recipe(v, index, max_f=len(values) - 1) for index, v in enumerate(values)]
+
+    def setting_at(self, name: str, index: int, max_f: int, seed: int) -> float | int:
+        """A non-swept setting's value at frame ``index``: a plain number as it is, a schedule's value
+        rounded like the swept values (steps to a whole number)."""
+        value = getattr(self, name)
+        if is_plain(value):
+            return value
+        number = schedule_of(value, name).at(index, max_f=max_f, seed=seed)
+        return round(number) if name == "steps" else round(number, 10)
+
+    def frame_recipe(self, value: float | int, index: int = 0, max_f: int | None = None) -> Txt2ImgRecipe:
+        """The still recipe of frame ``index`` (swept value ``value``): the same picture
+        ``txt2img``/``img2img`` would make alone."""
+        seed = int(value) if self.param == "seed" else (self.seed if self.seed is not None else 0)
+        if max_f is None and not all(is_plain(getattr(self, n)) for n in SWEEP_SCHEDULED):
+            max_f = len(self.sweep_values()) - 1
+        at = {n: self.setting_at(n, index, max_f or 0, seed) for n in SWEEP_SCHEDULED}
         settings = {
             "prompt": self.prompt,
             "negative": self.negative,
-            "steps": self.steps,
-            "guidance": self.guidance,
+            "steps": at["steps"],
+            "guidance": at["guidance"],
             "width": self.width,
             "height": self.height,
             "scheduler": self.scheduler,
             "model": self.model,
             "device": self.device,
             "dtype": self.dtype,
-            "seeds": [self.seed if self.seed is not None else 0],
+            "seeds": [seed],
         }
-        if self.param == "seed":
-            settings["seeds"] = [int(value)]
-        elif self.param in settings:
+        if self.param in settings:
             settings[self.param] = value
         if self.image:
-            strength = value if self.param == "strength" else self.strength
+            strength = value if self.param == "strength" else at["strength"]
             return Img2ImgRecipe(image=self.image, strength=strength, resize=self.resize, **settings)
         return Txt2ImgRecipe(**settings)
+
+    def scheduled_values(self, still: Txt2ImgRecipe) -> dict[str, float | int]:
+        """A frame's values of the settings given as schedules (for its manifest line)."""
+        names = [n for n in SWEEP_SCHEDULED if n != self.param and not is_plain(getattr(self, n))]
+        return {n: getattr(still, n) for n in names if hasattr(still, n)}
 
 
 COLOR_MATCH_MODES = ("none", "source", "first")
 SEED_MODES = ("fixed", "iter")
 MAX_BATCH = 64
+VID2VID_SCHEDULED = ("strength", "guidance", "steps", "color_strength", "feedback")
 
 
 @dataclass(kw_only=True)
@@ -435,30 +546,39 @@ class Vid2VidRecipe(VideoRecipe):
     ``fps`` None keeps the source's exact timing (a number retimes the frames to that rate). Sizes:
     neither given, the source's aspect at about the model's native size; one given, the other follows
     the aspect; both given, the frames are cropped to fill them. Always multiples of 8.
+
+    strength, guidance, steps, color_strength and feedback are plain numbers or keyframe schedules
+    over the selected frames (``t`` the frame, ``max_f`` the last one, ``s`` the frame's seed).
     """
 
     job: ClassVar[str] = "vid2vid"
+    scheduled: ClassVar[tuple[str, ...]] = VID2VID_SCHEDULED
 
+    steps: Schedulable = 50  # type: ignore[assignment]
+    guidance: Schedulable = 7.5  # type: ignore[assignment]
     video: str = ""
     fps: str | int | float | None = None
-    strength: float = 0.5
+    strength: Schedulable = 0.5
     seed: int | None = None  # None: one random seed, drawn and recorded
     seed_mode: str = "fixed"  # fixed: one seed for all frames (steadier); iter: seed + frame
     start: float | None = None  # seconds into the source
     end: float | None = None
     every: int = 1
     color_match: str = "none"  # none | source (each frame to its source frame) | first (to output 0)
-    color_strength: float = 1.0
-    feedback: float = 0.0  # blend the previous output into the next input by this much
+    color_strength: Schedulable = 1.0
+    feedback: Schedulable = 0.0  # blend the previous output into the next input by this much
     batch: int = 1
     mute: bool = False  # leave the source's sound out
 
     def validate(self) -> None:
-        super().validate()
+        for name in VID2VID_SCHEDULED:
+            schedule_of(getattr(self, name), name)  # malformed schedules fail first, with their position
+        probe = _plain_probe(self)
+        VideoRecipe.validate(probe)
+        self.scheduler = probe.scheduler
         if self.seed is None:
             self.seed = random_seeds(1)[0]
         check_seed(self.seed)
-        check_strength(self.strength, self.steps)
         if self.seed_mode not in SEED_MODES:
             raise DreamreelError(
                 f"unknown --seed-mode {self.seed_mode!r}; choose one of {', '.join(SEED_MODES)}"
@@ -474,15 +594,10 @@ class Vid2VidRecipe(VideoRecipe):
             raise DreamreelError(
                 f"unknown --color-match {self.color_match!r}; choose one of {', '.join(COLOR_MATCH_MODES)}"
             )
-        for name, value in (("color-strength", self.color_strength), ("feedback", self.feedback)):
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise DreamreelError(f"--{name} must be between 0 and 1, got {value}")
         if not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_BATCH:
             raise DreamreelError(f"--batch must be from 1 to {MAX_BATCH}, got {self.batch}")
-        if self.batch > 1 and self.feedback > 0:
-            raise DreamreelError(
-                "--batch needs independent frames, but --feedback chains each to the one before"
-            )
+        if self.all_plain():  # one set of values for every frame: checked without counting frames
+            self._check_values(self.values_at(0, 0))
         if not self.video:
             raise DreamreelError("vid2vid needs --video")
         from dreamreel.video import probe_video
@@ -492,6 +607,55 @@ class Vid2VidRecipe(VideoRecipe):
             raise DreamreelError(
                 f"--start {self.start} is past the end of {self.video!r} ({info.duration:.2f}s)"
             )
+        if not self.all_plain():  # every frame's values, before any model loads
+            for index, values in enumerate(self.all_values(self.frame_count())):
+                try:
+                    self._check_values(values)
+                except DreamreelError as exc:
+                    raise _frame_error(index, exc) from None
+
+    def _check_values(self, v: dict[str, Any]) -> None:
+        """One frame's values (the caller names the frame when they come from schedules)."""
+        if not 1 <= v["steps"] <= MAX_STEPS:
+            raise DreamreelError(f"--steps must be from 1 to {MAX_STEPS}, got {v['steps']}")
+        if v["guidance"] < 0:
+            raise DreamreelError(f"--guidance must be a finite number >= 0, got {v['guidance']:g}")
+        check_strength(v["strength"], v["steps"])
+        for name in ("color_strength", "feedback"):
+            if not 0.0 <= v[name] <= 1.0:
+                raise DreamreelError(f"{flag_name(name)} must be between 0 and 1, got {v[name]:g}")
+        if self.batch > 1 and v["feedback"] > 0:
+            raise DreamreelError(
+                "--batch needs independent frames, but --feedback chains each to the one before"
+            )
+
+    def all_plain(self) -> bool:
+        return all(is_plain(getattr(self, n)) for n in VID2VID_SCHEDULED)
+
+    def frame_count(self) -> int:
+        """How many source frames are selected (decodes the source's timestamps; no model)."""
+        from dreamreel.video import frame_times
+
+        times = frame_times(self.video, start=self.start, end=self.end, every=self.every)
+        if not times:
+            raise DreamreelError(f"{self.video!r} has no frames between the chosen --start and --end")
+        return len(times)
+
+    def values_at(self, index: int, max_f: int) -> dict[str, Any]:
+        """Frame ``index``'s strength, guidance, steps (a whole number), color_strength and feedback in a
+        run whose last frame is ``max_f``; plain numbers come back as they are."""
+        values: dict[str, Any] = {}
+        for name in VID2VID_SCHEDULED:
+            value = getattr(self, name)
+            if is_plain(value):
+                values[name] = value
+            else:
+                values[name] = schedule_of(value, name).at(index, max_f=max_f, seed=self.frame_seed)
+        values["steps"] = round(values["steps"])
+        return values
+
+    def all_values(self, count: int) -> list[dict[str, Any]]:
+        return [self.values_at(index, count - 1) for index in range(count)]
 
     def frame_seed(self, index: int) -> int:
         """Frame ``index``'s seed: a pure function of the base seed, the index and the seed mode."""

@@ -2,7 +2,9 @@
 captioned contact sheet.
 
 Each frame is exactly the still ``txt2img``/``img2img`` makes alone with that value and seed (the
-frame's PNG carries that still's recipe, so ``dreamreel rerender`` works on any frame).
+frame's PNG carries that still's recipe, so ``dreamreel rerender`` works on any frame). The swept
+values may come from a keyframe schedule, and the settings not swept may follow schedules over the
+frame index: a frame is then the still of that frame's values.
 """
 
 from __future__ import annotations
@@ -58,13 +60,14 @@ def frames(
     values = recipe.sweep_values()
     picture = load_image(recipe.image) if recipe.image else None
     for index in range(start, len(values)):
-        still = recipe.frame_recipe(values[index])
+        still = recipe.frame_recipe(values[index], index, max_f=len(values) - 1)
         if isinstance(still, Img2ImgRecipe):
             item = next(img2img(model, still, on_step, source=picture))
         else:
             item = next(txt2img(model, still, on_step))
         item.index = index
-        item.facts = {**item.facts, "values": {recipe.param: values[index]}}
+        frame_values = {recipe.param: values[index], **recipe.scheduled_values(still)}
+        item.facts = {**item.facts, "values": frame_values}
         yield item
 
 

@@ -2,14 +2,16 @@
 
 Reading top to bottom: plan the source's frames and timing (before any model loads), then per
 frame: resize the upright source frame, optionally blend in the previous output (``--feedback``),
-img2img it with the frame's seed (``--batch`` frames per UNet call when they are independent),
-optionally pull its colours toward the source frame or the first output (``--color-match``).
-The video keeps the source's exact frame times and its sound, copied untouched.
+img2img it with the frame's seed and values (``--batch`` frames per UNet call when they are
+independent and share steps, strength and guidance), optionally pull its colours toward the source
+frame or the first output (``--color-match``). The video keeps the source's exact frame times and
+its sound, copied untouched. strength, guidance, steps, color_strength and feedback may be keyframe
+schedules over the selected frames (see ``Vid2VidRecipe.values_at``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -75,43 +77,53 @@ def frames(
     )  # type: ignore[arg-type]
     renderer = Renderer(model, recipe.scheduler)
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
+    values = recipe.all_values(plan.frames)  # every frame's strength, guidance, steps, ... (schedules)
     first_output = previous = None
     if start > 0 and store is not None:
         if recipe.color_match == "first":
             first_output = _array(store.read_frame(0))
-        if recipe.feedback > 0:
+        if any(v["feedback"] > 0 for v in values):
             previous = _array(store.read_frame(start - 1))
     source = read_frames(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every, skip=start)
-    index = start
-    for chunk in _chunks(source, recipe.batch):
-        sources = [_array(resize_image(f.image.convert("RGB"), width, height, "crop")) for f in chunk]
-        inputs = [_blend(s, previous, recipe.feedback) for s in sources] if previous is not None else sources
-        seeds = [recipe.frame_seed(index + k) for k in range(len(chunk))]
+    numbered = enumerate(source, start)
+    for chunk in _chunks(numbered, recipe.batch, key=lambda item: _render_key(values[item[0]])):
+        v = values[chunk[0][0]]  # the same steps, strength and guidance for the whole chunk
+        sources = [_array(resize_image(f.image.convert("RGB"), width, height, "crop")) for _, f in chunk]
+        # with --batch > 1 feedback is 0 throughout (checked): no frame needs the one before it in a chunk
+        inputs = [_fed(s, previous, values[i]["feedback"]) for (i, _), s in zip(chunk, sources, strict=True)]
+        seeds = [recipe.frame_seed(i) for i, _ in chunk]
         pictures = renderer.generate(
             [conditioning] * len(chunk),
             seeds,
-            steps=recipe.steps,
-            guidance=recipe.guidance,
+            steps=v["steps"],
+            guidance=v["guidance"],
             width=width,
             height=height,
             init_images=pil_to_tensor([_image(a) for a in inputs]),
-            strength=recipe.strength,
+            strength=v["strength"],
             on_step=on_step,
         )
-        for frame, source_array, picture, seed in zip(
+        for (index, frame), source_array, picture, seed in zip(
             chunk, sources, tensor_to_pil(pictures), seeds, strict=True
         ):
             output = _array(picture)
+            pull = values[index]["color_strength"]
             if recipe.color_match == "source":
-                output = _match(output, source_array, recipe.color_strength)
+                output = _match(output, source_array, pull)
             elif recipe.color_match == "first":
                 if first_output is None:
                     first_output = output  # frame 0 is the reference, unchanged
                 else:
-                    output = _match(output, first_output, recipe.color_strength)
+                    output = _match(output, first_output, pull)
             previous = output
-            yield _rendered(model, renderer, recipe, index, seed, _image(output), frame.time, width, height)
-            index += 1
+            yield _rendered(
+                model, renderer, recipe, index, seed, _image(output), frame.time, width, height, values[index]
+            )
+
+
+def _render_key(values: dict[str, Any]) -> tuple[Any, ...]:
+    """Frames may share a UNet call only when everything the denoising loop takes is equal."""
+    return values["steps"], values["strength"], values["guidance"]
 
 
 def _rendered(
@@ -124,20 +136,16 @@ def _rendered(
     source_time: Fraction,
     width: int,
     height: int,
+    values: dict[str, Any],
 ) -> RenderedImage:
-    from dreamreel.jobs.still import RenderedImage, describe_still
+    from dreamreel.jobs.still import RenderedImage, infotext
     from dreamreel.render import effective_steps
 
-    parameters = describe_still(
-        model,
-        renderer,
-        recipe,
-        seed=seed,
-        width=width,
-        height=height,
-        strength=recipe.strength,
+    parameters = infotext(
+        model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=values["steps"],
+        guidance=values["guidance"], seed=seed, width=width, height=height, strength=values["strength"],
         extra={"Frame": index},
-    )
+    )  # fmt: skip
     return RenderedImage(
         index=index,
         seed=seed,
@@ -146,19 +154,20 @@ def _rendered(
         parameters=parameters,
         facts={
             "model_hash": model.model_hash,
-            "effective_steps": effective_steps(recipe.steps, recipe.strength),
-            "values": {"source_time": round(float(source_time), 6)},
+            "effective_steps": effective_steps(values["steps"], values["strength"]),
+            "values": {"source_time": round(float(source_time), 6), **values},
         },
     )
 
 
-def _chunks(frames: Iterator[Any], size: int) -> Iterator[list[Any]]:
+def _chunks(items: Iterator[Any], size: int, key: Callable[[Any], Any]) -> Iterator[list[Any]]:
+    """Runs of at most ``size`` consecutive items with equal ``key``."""
     chunk: list[Any] = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == size:
+    for item in items:
+        if chunk and (len(chunk) == size or key(item) != key(chunk[0])):
             yield chunk
             chunk = []
+        chunk.append(item)
     if chunk:
         yield chunk
 
@@ -173,6 +182,11 @@ def _image(array: np.ndarray) -> Image.Image:
     from PIL import Image as PILImage
 
     return PILImage.fromarray(array)
+
+
+def _fed(source: np.ndarray, previous: np.ndarray | None, amount: float) -> np.ndarray:
+    """A frame's img2img input: the source, with ``amount`` of the previous output blended in."""
+    return _blend(source, previous, amount) if previous is not None and amount > 0 else source
 
 
 def _blend(source: np.ndarray, previous: np.ndarray, amount: float) -> np.ndarray:

@@ -94,6 +94,7 @@ class ZoomRecipe(VideoRecipe):
     """The feedback zoom film; defaults follow the guide (seed 1, guidance 8.5, strength 0.5, 50 steps)."""
 
     job: ClassVar[str] = "zoom"
+    scheduled: ClassVar[tuple[str, ...]] = SCHEDULED
 
     prompt: str = ""
     prompts: str = ""  # keyframed prompts "0:a cat, 60:a dog" (or a file of such lines); wins over prompt
