@@ -11,7 +11,7 @@ schedules over the selected frames (see ``Vid2VidRecipe.values_at``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -78,15 +78,20 @@ def frames(
     renderer = Renderer(model, recipe.scheduler)
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
     values = recipe.all_values(plan.frames)  # every frame's strength, guidance, steps, ... (schedules)
+    # Batches are fixed from frame 0, so a resume renders the batch holding frame ``start`` whole
+    # (its earlier frames again, identical, not yielded): every frame comes out of its first batch.
+    batches = _batches(values, recipe.batch, start)
+    first = batches[0][0] if batches else start
     first_output = previous = None
-    if start > 0 and store is not None:
+    if first > 0 and store is not None:
         if recipe.color_match == "first":
             first_output = _array(store.read_frame(0))
-        if any(v["feedback"] > 0 for v in values):
-            previous = _array(store.read_frame(start - 1))
-    source = read_frames(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every, skip=start)
-    numbered = enumerate(source, start)
-    for chunk in _chunks(numbered, recipe.batch, key=lambda item: _render_key(values[item[0]])):
+        if any(v["feedback"] > 0 for v in values):  # then --batch is 1 (checked): first == start
+            previous = _array(store.read_frame(first - 1))
+    source = read_frames(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every, skip=first)
+    numbered = enumerate(source, first)
+    for batch in batches:
+        chunk = [next(numbered) for _ in batch]
         v = values[chunk[0][0]]  # the same steps, strength and guidance for the whole chunk
         sources = [_array(resize_image(f.image.convert("RGB"), width, height, "crop")) for _, f in chunk]
         # with --batch > 1 feedback is 0 throughout (checked): no frame needs the one before it in a chunk
@@ -116,9 +121,19 @@ def frames(
                 else:
                     output = _match(output, first_output, pull)
             previous = output
-            yield _rendered(
-                model, renderer, recipe, index, seed, _image(output), frame.time, width, height, values[index]
-            )
+            if index >= start:
+                yield _rendered(
+                    model,
+                    renderer,
+                    recipe,
+                    index,
+                    seed,
+                    _image(output),
+                    frame.time,
+                    width,
+                    height,
+                    values[index],
+                )
 
 
 def _render_key(values: dict[str, Any]) -> tuple[Any, ...]:
@@ -160,16 +175,19 @@ def _rendered(
     )
 
 
-def _chunks(items: Iterator[Any], size: int, key: Callable[[Any], Any]) -> Iterator[list[Any]]:
-    """Runs of at most ``size`` consecutive items with equal ``key``."""
-    chunk: list[Any] = []
-    for item in items:
-        if chunk and (len(chunk) == size or key(item) != key(chunk[0])):
-            yield chunk
-            chunk = []
-        chunk.append(item)
-    if chunk:
-        yield chunk
+def _batches(values: list[dict[str, Any]], size: int, start: int) -> list[list[int]]:
+    """Frame indices per UNet call, fixed by position from frame 0: runs of consecutive frames with
+    equal steps, strength and guidance, cut every ``size`` frames; only the batches holding a frame
+    >= ``start``. A batch's pictures equal single renders only within rounding, so a resume must
+    form the same batches as the first run to give the same bits."""
+    batches: list[list[int]] = []
+    for index, frame_values in enumerate(values):
+        last = batches[-1] if batches else None
+        if last and len(last) < size and _render_key(values[last[0]]) == _render_key(frame_values):
+            last.append(index)
+        else:
+            batches.append([index])
+    return [batch for batch in batches if batch[-1] >= start]
 
 
 def _array(picture: Image.Image) -> np.ndarray:
