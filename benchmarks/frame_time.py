@@ -137,20 +137,17 @@ def img2img_frames(base, ours, args) -> dict[str, list[float]]:
     )
 
 
-def zoom_frames(base, ours, args) -> dict[str, list[float]] | None:
-    """The real zoom job (when this checkout has it) per frame against the pipeline per frame.
+def zoom_frames(base, ours, args) -> dict[str, list[float]]:
+    """The real zoom job per frame against the pipeline per frame.
 
     Our side runs the whole zoom frame (warp about the centre, feedback, 8-bit quantize, metadata);
     the baseline only the pipeline call, so the comparison favours the baseline.
     """
-    try:
-        from dreamreel.jobs.zoom import ZoomRecipe, zoom
-    except ImportError:
-        return None
     import tempfile
 
     from diffusers import StableDiffusionImg2ImgPipeline
 
+    from dreamreel.jobs.zoom import ZoomRecipe, zoom
     from dreamreel.render import seeded_generator
 
     pipe = StableDiffusionImg2ImgPipeline(**base.components, requires_safety_checker=False)
@@ -358,43 +355,24 @@ def main() -> None:
         return not args.only or section in args.only
 
     with torch.inference_mode(False):
-        if wanted("img2img"):
-            times = img2img_frames(base, ours, args)
-            lines.append(
-                summary(
-                    f"img2img feedback frame {args.size}x{args.size}, {args.steps} steps, strength "
-                    f"{args.strength}, guidance {args.guidance} (Renderer-level frame loop)",
-                    times,
-                )
-            )
-        if wanted("zoom"):
-            times = zoom_frames(base, ours, args)
-            if times is None:
-                lines.append(
-                    "zoom: this checkout has no dreamreel.jobs.zoom; the Renderer-level loop stands in"
-                )
-            else:
-                lines.append(
-                    summary(
-                        f"zoom job frame {args.size}x{args.size}, {args.steps} steps, strength {args.strength}, "
-                        f"guidance {args.guidance} (real dreamreel zoom job)",
-                        times,
-                    )
-                )
-        if wanted("vid2vid"):
-            times = vid2vid_frames(base, ours, args)
-            lines.append(
-                summary(
-                    f"vid2vid frame {args.size}x{args.size}, {args.steps} steps, strength {args.strength}, "
-                    f"guidance {args.guidance} (real dreamreel vid2vid job, batch {args.batch})",
-                    times,
-                )
-            )
-        if wanted("txt2img"):
-            times = txt2img_images(base, ours, args)
-            lines.append(
-                summary(f"txt2img image {args.size}x{args.size}, {args.txt_steps} steps, guidance 7.5", times)
-            )
+        img2img_settings = f"{args.steps} steps, strength {args.strength}, guidance {args.guidance}"
+        sections = (
+            (
+                "img2img",
+                img2img_frames,
+                f"img2img feedback frame, {img2img_settings} (Renderer-level frame loop)",
+            ),
+            ("zoom", zoom_frames, f"zoom job frame, {img2img_settings} (real dreamreel zoom job)"),
+            (
+                "vid2vid",
+                vid2vid_frames,
+                f"vid2vid frame, {img2img_settings} (real vid2vid job, batch {args.batch})",
+            ),
+            ("txt2img", txt2img_images, f"txt2img image, {args.txt_steps} steps, guidance 7.5"),
+        )
+        for name, measure, title in sections:
+            if wanted(name):
+                lines.append(summary(f"{title}, {args.size}x{args.size}", measure(base, ours, args)))
     print(f"# at end: {load_average()}")
     for line in lines:
         print(line)

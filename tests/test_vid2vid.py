@@ -114,23 +114,28 @@ def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, cli_tiny
     assert [r.values["source_time"] for r in records] == [0.5, 0.75, 1.0, 1.25]
 
 
-def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, cli_tiny) -> None:
+def _lose_frames_and_resume(run: Path, keep: int, model) -> list[np.ndarray]:
+    """As a crash would: only frames before ``keep`` survive; then resume the run and return its frames."""
     from dreamreel.jobs.runner import run_video_job, video_job
 
+    store = RunStore.open(run)
+    total = len(store.done())
+    store.truncate(keep)
+    for index in range(keep, total):
+        store.frame_path(index).unlink()
+    recipe = store.recipe()
+    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=model)
+    return _frames(run)
+
+
+def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, cli_tiny) -> None:
     source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(10))
     out = tmp_path / "fb.mp4"
     aids = ["--feedback", "0.4", "--color-match", "first", "--color-strength", "0.8", "--width", "64"]
     _run(["vid2vid", "a cat", "--video", str(source), "-o", str(out), *aids, *TINY])
     run = tmp_path / "fb.run"
     whole = _frames(run)
-    # lose the last two frames (as a crash would), then continue from frame 3
-    store = RunStore.open(run)
-    store.truncate(3)
-    for index in (3, 4):
-        store.frame_path(index).unlink()
-    recipe = store.recipe()
-    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=cli_tiny)
-    resumed = _frames(run)
+    resumed = _lose_frames_and_resume(run, 3, cli_tiny)  # the last two frames lost, continue from frame 3
     assert len(resumed) == 5
     for a, b in zip(whole, resumed, strict=True):
         assert np.array_equal(a, b)
@@ -295,8 +300,6 @@ def test_batch_groups_frames_by_their_values_and_equals_one_at_a_time(
 
 
 def test_feedback_and_colour_schedules_resume_exactly(tmp_path: Path, cli_tiny) -> None:
-    from dreamreel.jobs.runner import run_video_job, video_job
-
     source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(10))
     out = tmp_path / "fb.mp4"
     aids = ["--feedback", "0:(0), 2:(0.5), max_f:(0.2)", "--color-match", "source"]
@@ -313,13 +316,7 @@ def test_feedback_and_colour_schedules_resume_exactly(tmp_path: Path, cli_tiny) 
     whole = _frames(run)
     records = RunStore.open(run).done()
     assert [r.values["feedback"] for r in records] == pytest.approx([0, 0.25, 0.5, 0.35, 0.2])
-    store = RunStore.open(run)
-    store.truncate(2)
-    for index in (2, 3, 4):
-        store.frame_path(index).unlink()
-    recipe = store.recipe()
-    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=cli_tiny)
-    resumed = _frames(run)
+    resumed = _lose_frames_and_resume(run, 2, cli_tiny)
     assert len(resumed) == 5
     for a, b in zip(whole, resumed, strict=True):
         assert np.array_equal(a, b)
