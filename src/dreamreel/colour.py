@@ -3,6 +3,7 @@ stop colours drifting from frame to frame). Pure function of arrays."""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,5 +30,7 @@ def color_match(picture: np.ndarray, reference: np.ndarray, strength: float = 1.
     scale = np.where(std > 1e-6, ref_std / np.maximum(std, 1e-6), 1.0)  # a flat channel keeps its spread
     matched = (source_lab - mean) * scale + ref_mean
     blended = source_lab + (matched - source_lab) * min(float(strength), 1.0)
-    rgb = lab2rgb(blended)  # clips out-of-gamut colours into [0, 1]
+    with warnings.catch_warnings():  # out-of-gamut colours are clipped on purpose: not news for the user
+        warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+        rgb = lab2rgb(blended)  # clips out-of-gamut colours into [0, 1]
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
