@@ -258,3 +258,12 @@ def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, 
 
     changes = parse_overrides(recipe, ["--values", "1,2", "--strength", "0.5", "--steps=0:(4), max_f:(6)"])
     assert changes == {"values": [1.0, 2.0], "strength": 0.5, "steps": "0:(4), max_f:(6)"}
+
+
+def test_strength_without_an_image_is_refused(tmp_path: Path, capsys, no_model) -> None:
+    """A txt2img sweep has no strength: saying one must not be silently ignored."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "x", "--param", "seed", "--values", "1,2", "--strength", "0.4", "--model", "tiny",
+              "-o", str(tmp_path / "a.mp4")])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "--strength is an img2img setting" in capsys.readouterr().err

@@ -83,6 +83,8 @@ def sweep(prompt: str, **options: Any) -> None:
     from dreamreel.jobs.sweep import JOB, sheet_path
     from dreamreel.recipe import SweepRecipe, parse_values_option
 
+    if options.get("strength") is not None and not options.get("image"):
+        raise DreamreelError("--strength is an img2img setting: give the sweep an --image, or leave it out")
     fields = _video_fields(options)
     fields.update(_given(options, ("sweep_from", "sweep_to", "frames", "image", "resize", "caption")))
     fields.update(_scheduled(options, SweepRecipe.scheduled))
