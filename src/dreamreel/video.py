@@ -192,46 +192,25 @@ def read_frames(
     ``start``/``end`` select by time (end exclusive), ``every`` keeps every Nth frame of those, and
     ``skip`` drops that many of the selected frames without converting them (a resume's done frames).
     """
-    av = _av()
-    container = _open_input(path)
-    try:
-        stream = container.streams.video[0]
-        # (no frame threading: closing a frame-threaded decoder mid-stream can hang)
-        base = Fraction(stream.time_base)
-        origin = stream.start_time or 0
-        rate = Fraction(stream.average_rate or stream.guessed_rate or 1)
-        if start:
-            container.seek(int(start / base) + origin, stream=stream, backward=True, any_frame=False)
-        selected = 0
-        position = -1
-        for frame in container.decode(stream):
-            position += 1
-            time = (frame.pts - origin) * base if frame.pts is not None else position / rate
-            if start is not None and time < Fraction(start):
-                continue
-            if end is not None and time >= Fraction(end):
-                break
-            selected += 1
-            if (selected - 1) % every:
-                continue
-            kept = (selected - 1) // every
-            if kept < skip:
-                continue
-            image = upright(frame.to_image(), _rotation(frame))
-            yield SourceFrame(index=kept, time=Fraction(time), image=image)
-    except av.error.FFmpegError as exc:
-        raise DreamreelError(f"{str(path)!r} could not be decoded: {exc}") from exc
-    finally:
-        container.close()
+    for index, time, frame in _selected_frames(path, start, end, every):
+        if index >= skip:
+            yield SourceFrame(index=index, time=time, image=upright(frame.to_image(), _rotation(frame)))
 
 
 def frame_times(
     path: str | Path, *, start: float | None = None, end: float | None = None, every: int = 1
 ) -> list[Fraction]:
     """The times of the frames ``read_frames`` would yield (decodes, but converts no pictures)."""
+    return [time for _, time, _ in _selected_frames(path, start, end, every)]
+
+
+def _selected_frames(
+    path: str | Path, start: float | None, end: float | None, every: int
+) -> Iterator[tuple[int, Fraction, Any]]:
+    """(index among the kept frames, exact time, decoded frame) for the frames ``start``/``end``/``every``
+    select; the one place that decides which frames a job sees and when they show."""
     av = _av()
     container = _open_input(path)
-    times: list[Fraction] = []
     try:
         stream = container.streams.video[0]
         # (no frame threading: closing a frame-threaded decoder mid-stream can hang)
@@ -249,12 +228,11 @@ def frame_times(
                 break
             selected += 1
             if (selected - 1) % every == 0:
-                times.append(Fraction(time))
+                yield (selected - 1) // every, Fraction(time), frame
     except av.error.FFmpegError as exc:
         raise DreamreelError(f"{str(path)!r} could not be decoded: {exc}") from exc
     finally:
         container.close()
-    return times
 
 
 # -- writing ------------------------------------------------------------------------------------
