@@ -67,11 +67,11 @@ SD15_TEXT_CONFIG: dict[str, Any] = {
 def build_sd15(device: str = "cpu", dtype: str = "fp32", seed: int = 0) -> Any:
     """A dreamreel LoadedModel holding SD 1.5's architecture with seeded random weights."""
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from dreamreel.model import LoadedModel, resolve_device, resolve_dtype
-    from dreamreel.tiny import SD15_SCHEDULER_CONFIG
+    from dreamreel.tiny import sd1_components
     from dreamreel.tokenizer import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
@@ -87,18 +87,7 @@ def build_sd15(device: str = "cpu", dtype: str = "fp32", seed: int = 0) -> Any:
                 pad_token_id=tokenizer.pad_token_id,
             )
         )
-    for module in (unet, vae, text_encoder):
-        module.eval().requires_grad_(False)
-    components = {
-        "unet": unet,
-        "vae": vae,
-        "text_encoder": text_encoder,
-        "tokenizer": tokenizer,
-        "scheduler": PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG),
-        "safety_checker": None,
-        "feature_extractor": None,
-        "image_encoder": None,
-    }
+    components = sd1_components(unet, vae, text_encoder, tokenizer)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     # Plain placement (contiguous weights, like from_pretrained gives): callers apply dreamreel's

@@ -33,7 +33,7 @@ SD15_SCHEDULER_CONFIG: dict[str, Any] = {
 def build_tiny_components() -> dict[str, Any]:
     """Return the diffusers components dict (unet, vae, text_encoder, tokenizer, scheduler, ...)."""
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from dreamreel.tokenizer import CLIP_MAX_LENGTH, build_clip_tokenizer
@@ -82,6 +82,14 @@ def build_tiny_components() -> dict[str, Any]:
             hidden_act="quick_gelu",
         )
         text_encoder = CLIPTextModel(text_config)
+    return sd1_components(unet, vae, text_encoder, tokenizer)
+
+
+def sd1_components(unet: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> dict[str, Any]:
+    """Freshly built SD 1.x networks as a diffusers components dict: frozen, eval mode, SD 1.5's PNDM
+    scheduler, no safety checker (also used by benchmarks/sd15.py for the full-size architecture)."""
+    from diffusers import PNDMScheduler
+
     for module in (unet, vae, text_encoder):
         module.eval().requires_grad_(False)
     return {
