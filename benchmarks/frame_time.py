@@ -41,7 +41,7 @@ def start_picture(size: int):
 
 def ours_model(base, compile: bool, mode: str | None = None):
     """The same weights placed the dreamreel way (copies: the baseline keeps the stock layout)."""
-    from dreamreel.model import LoadedModel, compile_networks, place_model
+    from dreamreel.models.loading import LoadedModel, compile_networks, place_model
 
     components = dict(base.components)
     components["unet"] = copy.deepcopy(base.components["unet"])
@@ -87,8 +87,8 @@ def img2img_frames(base, ours, args) -> dict[str, list[float]]:
     import numpy as np
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from dreamreel.images import pil_to_tensor, tensor_to_pil
-    from dreamreel.render import Renderer, quantize, seeded_generator
+    from dreamreel.media.pictures import pil_to_tensor, tensor_to_pil
+    from dreamreel.render.renderer import Renderer, quantize, seeded_generator
 
     pipe = StableDiffusionImg2ImgPipeline(**base.components, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -148,7 +148,7 @@ def zoom_frames(base, ours, args) -> dict[str, list[float]]:
     from diffusers import StableDiffusionImg2ImgPipeline
 
     from dreamreel.jobs.zoom import ZoomRecipe, zoom
-    from dreamreel.render import seeded_generator
+    from dreamreel.render.renderer import seeded_generator
 
     pipe = StableDiffusionImg2ImgPipeline(**base.components, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -214,9 +214,9 @@ def vid2vid_frames(base, ours, args) -> dict[str, list[float]]:
     from diffusers import StableDiffusionImg2ImgPipeline
 
     from dreamreel.jobs import vid2vid
-    from dreamreel.recipe import Vid2VidRecipe
-    from dreamreel.render import seeded_generator
-    from dreamreel.video import read_frames
+    from dreamreel.recipes.base import Vid2VidRecipe
+    from dreamreel.render.renderer import seeded_generator
+    from dreamreel.media.video import read_frames
 
     folder = Path(tempfile.mkdtemp())
     count = args.batch * max(1, args.frames // args.batch)  # whole batches: one compiled shape
@@ -268,8 +268,8 @@ def txt2img_images(base, ours, args) -> dict[str, list[float]]:
     from diffusers import StableDiffusionPipeline
 
     from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipe import Txt2ImgRecipe
-    from dreamreel.render import seeded_generator
+    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.render.renderer import seeded_generator
 
     pipe = StableDiffusionPipeline(**base.components, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -336,7 +336,7 @@ def main() -> None:
     parser.add_argument("--compile-mode", help="torch.compile mode (default: dreamreel's choice per device)")
     args = parser.parse_args()
 
-    from dreamreel.model import resolve_device
+    from dreamreel.models.loading import resolve_device
 
     gpu = resolve_device(args.device).type != "cpu"
     args.size = args.size or (512 if gpu else 256)

@@ -36,8 +36,8 @@ with av.open(str(source), "w") as container:  # a 29.97 fps clip with moving con
 
 from dreamreel.jobs.runner import run_video_job
 from dreamreel.jobs.vid2vid import JOB
-from dreamreel.model import load_model
-from dreamreel.recipe import Vid2VidRecipe
+from dreamreel.models.loading import load_model
+from dreamreel.recipes.base import Vid2VidRecipe
 
 model = load_model("tiny", device="cpu", dtype="fp32")
 recipe = Vid2VidRecipe(

@@ -4,7 +4,7 @@ The configs below are SD 1.5's public ``unet/config.json``, ``vae/config.json`` 
 ``text_encoder/config.json`` (stable-diffusion-v1-5/stable-diffusion-v1-5), written out so no
 network is needed. Random weights cost exactly what trained ones cost: the FLOPs and memory traffic
 depend on the shapes only. The tokenizer is dreamreel's offline CLIP tokenizer and the scheduler is
-SD 1.5's PNDM config (the same one ``dreamreel.tiny`` uses).
+SD 1.5's PNDM config (the same one ``dreamreel.models.tiny`` uses).
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def build_sd15(device: str = "cpu", dtype: str = "fp32", seed: int = 0) -> Any:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from dreamreel.model import LoadedModel, resolve_device, resolve_dtype
-    from dreamreel.tiny import sd1_components
-    from dreamreel.tokenizer import build_clip_tokenizer
+    from dreamreel.models.loading import LoadedModel, resolve_device, resolve_dtype
+    from dreamreel.models.tiny import sd1_components
+    from dreamreel.models.tokenizer import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
     with torch.random.fork_rng(devices=[]):

@@ -37,7 +37,7 @@ def main() -> None:
         help_cmd = [
             sys.executable,
             "-c",
-            "import sys; from dreamreel.cli import main; sys.exit(main())",
+            "import sys; from dreamreel.cli.app import main; sys.exit(main())",
             "--help",
         ]
     bare_cmd = [sys.executable, "-c", "pass"]

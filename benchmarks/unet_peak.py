@@ -37,7 +37,7 @@ def main() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dreamreel.model import place_model, resolve_device
+    from dreamreel.models.loading import place_model, resolve_device
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--device", default="auto")

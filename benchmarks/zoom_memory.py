@@ -24,8 +24,8 @@ def rss_mib() -> float:
 
 def main() -> None:
     from dreamreel.jobs.zoom import ZoomRecipe, zoom
-    from dreamreel.model import load_model
-    from dreamreel.store import RunStore
+    from dreamreel.models.loading import load_model
+    from dreamreel.runs.store import RunStore
 
     frames = int(sys.argv[1]) if len(sys.argv) > 1 else 80
     size = int(sys.argv[2]) if len(sys.argv) > 2 else 64

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from dreamreel.model import load_model
+    from dreamreel.models.loading import load_model
 
     return load_model("tiny", device="cpu", dtype="fp32")
 
@@ -22,7 +22,7 @@ def tiny_model():
 @pytest.fixture
 def cli_tiny(monkeypatch, tiny_model):
     """CLI runs in these tests reuse the session's tiny model instead of building it each time."""
-    monkeypatch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
+    monkeypatch.setattr("dreamreel.models.loading.load_model", lambda spec, **kw: tiny_model)
     return tiny_model
 
 

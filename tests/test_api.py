@@ -33,6 +33,6 @@ def test_tiny_is_the_same_model_every_time():
 
 
 def test_cli_help_does_not_import_torch():
-    code = "import sys, dreamreel.cli; print('torch' in sys.modules, 'diffusers' in sys.modules, 'av' in sys.modules)"
+    code = "import sys, dreamreel.cli.app; print('torch' in sys.modules, 'diffusers' in sys.modules, 'av' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False", "False"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreamreel.cli import main
+from dreamreel.cli.app import main
 
 
 def run(args, capsys):
@@ -27,7 +27,7 @@ def no_model_load(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("dreamreel.model.load_model", refuse)
+    monkeypatch.setattr("dreamreel.models.loading.load_model", refuse)
 
 
 def pixels(path):

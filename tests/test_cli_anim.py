@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreamreel.cli import main
-from dreamreel.cli_anim import parse_overrides
+from dreamreel.cli.app import main
+from dreamreel.cli.animation import parse_overrides
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.interpolate import InterpolateRecipe
 from dreamreel.jobs.zoom import ZoomRecipe
@@ -28,7 +28,7 @@ def run_main(args, capsys):
 
 def test_help_lists_the_commands_without_importing_torch():
     code = (
-        "import sys; from dreamreel.cli import cli; "
+        "import sys; from dreamreel.cli.app import cli; "
         "assert {'zoom', 'interpolate', 'run'} <= set(cli.commands), cli.commands; "
         "assert 'torch' not in sys.modules"
     )
@@ -102,8 +102,8 @@ def main_ok(args):
 
 
 def test_every_example_is_a_valid_recipe():
-    from dreamreel.cli_anim import load_job_modules
-    from dreamreel.recipe import recipe_from_toml
+    from dreamreel.cli.animation import load_job_modules
+    from dreamreel.recipes.base import recipe_from_toml
 
     load_job_modules()
     names = sorted(p.name for p in EXAMPLES.glob("*.toml"))

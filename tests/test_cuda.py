@@ -18,13 +18,13 @@ TOLERANCE = 3 / 255
 
 @pytest.fixture(scope="module")
 def cuda_model():
-    from dreamreel.model import load_model
+    from dreamreel.models.loading import load_model
 
     return load_model("tiny", device="cuda", dtype="fp16")
 
 
 def _compiled(model):
-    from dreamreel.model import LoadedModel, compile_networks
+    from dreamreel.models.loading import LoadedModel, compile_networks
 
     components = dict(model.components)
     components["unet"] = copy.deepcopy(model.components["unet"])
@@ -34,7 +34,7 @@ def _compiled(model):
 
 
 def _render(model, scheduler: str, guidance: float, init=None):
-    from dreamreel.render import Renderer
+    from dreamreel.render.renderer import Renderer
 
     renderer = Renderer(model, scheduler)
     settings = {"steps": 8, "guidance": guidance, "width": 64, "height": 64}
@@ -46,7 +46,7 @@ def _render(model, scheduler: str, guidance: float, init=None):
 def test_fp16_txt2img_equals_the_diffusers_pipeline(cuda_model):
     from diffusers import StableDiffusionPipeline
 
-    from dreamreel.render import seeded_generator
+    from dreamreel.render.renderer import seeded_generator
 
     pipe = StableDiffusionPipeline(**cuda_model.components, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -74,7 +74,7 @@ def test_compiled_cuda_graphs_give_the_eager_pictures(cuda_model, scheduler, gui
 def test_cli_zoom_on_cuda_with_compile_resumes_exactly(tmp_path):
     from PIL import Image, ImageChops
 
-    from dreamreel.cli import main
+    from dreamreel.cli.app import main
 
     out = tmp_path / "zoom.mp4"
     main(["zoom", "a city of glass", "--model", "tiny", "--device", "cuda", "--compile", "--frames", "4",

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dreamreel.errors import DreamreelError
-from dreamreel.model import load_model
-from dreamreel.render import Renderer
+from dreamreel.models.loading import load_model
+from dreamreel.render.renderer import Renderer
 
 
 def _broken_in_half(vae, value):

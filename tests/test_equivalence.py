@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dreamreel.images import load_image, pil_to_tensor, resize_image
-from dreamreel.render import Renderer, seeded_generator
-from dreamreel.schedulers import make_scheduler
+from dreamreel.media.pictures import load_image, pil_to_tensor, resize_image
+from dreamreel.render.renderer import Renderer, seeded_generator
+from dreamreel.render.samplers import make_scheduler
 
 TOLERANCE = 1e-4
 
@@ -22,7 +22,7 @@ def _reference_pipeline(model, pipeline_cls, scheduler_name):
     convolutions, see prepack.py) is part of what is checked, so the reference must not share it."""
     import copy
 
-    from dreamreel.prepack import unpack_convolutions
+    from dreamreel.models.prepack import unpack_convolutions
 
     components = dict(model.components)
     for key in ("unet", "vae"):

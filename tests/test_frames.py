@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamreel import frames
+from dreamreel.media import treatments as frames
 from dreamreel.errors import DreamreelError
 
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from dreamreel.errors import DreamreelError
-from dreamreel.images import load_image
-from dreamreel.recipe import parse_seeds
+from dreamreel.media.pictures import load_image
+from dreamreel.recipes.base import parse_seeds
 
 
 def _png_bytes() -> bytes:
@@ -66,7 +66,7 @@ def test_seed_lists_raise_only_clear_errors(text):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=512), st.text(max_size=200).map(str.encode)))
 def test_video_check_raises_only_clear_errors(tmp_path, data):
-    from dreamreel.video import probe_video
+    from dreamreel.media.video import probe_video
 
     path = tmp_path / "clip.mp4"
     path.write_bytes(data)

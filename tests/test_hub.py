@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dreamreel.errors import DreamreelError
-from dreamreel.model import check_model_spec, load_model
+from dreamreel.models.loading import check_model_spec, load_model
 
 REPO = "dreamreel-test/tiny-sd"
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
@@ -50,7 +50,7 @@ def test_cli_offline_empty_cache_exits_2_with_one_line(tmp_path):
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", PYTHONPATH="src")
     env.pop("HF_HUB_CACHE", None)
     done = subprocess.run(
-        [sys.executable, "-m", "dreamreel.cli", "txt2img", "x", "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "dreamreel", "txt2img", "x", "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
         env=env,
@@ -65,7 +65,7 @@ def test_cli_offline_empty_cache_exits_2_with_one_line(tmp_path):
 
 
 def test_cached_model_loads_offline_and_renders_like_tiny(fake_cache, tiny_model):
-    from dreamreel.render import Renderer
+    from dreamreel.render.renderer import Renderer
 
     model = load_model(REPO, device="cpu", dtype="fp32")
     assert model.name == "tiny-sd"

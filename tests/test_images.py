@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from dreamreel.errors import DreamreelError
-from dreamreel.images import fit_size, load_image, resize_image
+from dreamreel.media.pictures import fit_size, load_image, resize_image
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -11,7 +11,7 @@ import torch
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.interpolate import InterpolateRecipe, ease, interpolate, slerp
 from dreamreel.jobs.txt2img import txt2img
-from dreamreel.recipe import Txt2ImgRecipe
+from dreamreel.recipes.base import Txt2ImgRecipe
 
 SIZE = dict(model="tiny", device="cpu", dtype="fp32", width=32, height=32, steps=4)
 

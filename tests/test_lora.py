@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from dreamreel.errors import DreamreelError
-from dreamreel.lora import lora_hash, parse_lora_spec
-from dreamreel.model import load_model
+from dreamreel.models.lora import lora_hash, parse_lora_spec
+from dreamreel.models.loading import load_model
 
 RANK, ALPHA = 4, 2.0
 # (component, diffusers module name) pairs a typical SD LoRA touches, present in tiny
@@ -121,7 +121,7 @@ def test_lora_with_wrong_shapes_is_an_error(tmp_path):
 
 
 def test_lora_files_are_checked_before_loading(tmp_path):
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
     pickle_lora = tmp_path / "old.pt"
     torch.save({"a": torch.zeros(1)}, pickle_lora)
@@ -149,8 +149,8 @@ def test_parse_lora_spec(text, path, weight):
 def test_lora_run_is_recorded_and_rerenders_identically(tmp_path, tiny_model):
     from PIL import Image
 
-    from dreamreel.cli import cli
-    from dreamreel.metadata import parse_parameters, read_png_metadata
+    from dreamreel.cli.app import cli
+    from dreamreel.runs.metadata import parse_parameters, read_png_metadata
 
     lora = _kohya(_factors(tiny_model), tmp_path / "neon style.safetensors")
     out = tmp_path / "out"
@@ -185,8 +185,8 @@ def test_video_jobs_apply_and_record_the_lora(tmp_path, tiny_model, job):
     """Every video command takes the model options (they were once dropped by the video runner)."""
     from PIL import Image
 
-    from dreamreel.cli import cli
-    from dreamreel.metadata import parse_parameters, read_png_metadata
+    from dreamreel.cli.app import cli
+    from dreamreel.runs.metadata import parse_parameters, read_png_metadata
 
     lora = _kohya(_factors(tiny_model), tmp_path / "neon.safetensors")
     size = ["--width", "32", "--height", "32", "--steps", "3", "--model", "tiny", "--quiet"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dreamreel.metadata import A1111_PARAM_RE, a1111_params, format_parameters, parse_parameters
+from dreamreel.runs.metadata import A1111_PARAM_RE, a1111_params, format_parameters, parse_parameters
 
 
 def _params(**overrides):

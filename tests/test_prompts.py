@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from dreamreel.prompts import CHUNK_TOKENS, parse_attention, tokenize_prompt
-from dreamreel.render import Renderer
+from dreamreel.render.prompts import CHUNK_TOKENS, parse_attention, tokenize_prompt
+from dreamreel.render.renderer import Renderer
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_unweighted_short_prompts_equal_diffusers_encode_prompt(tiny_model, prom
     SD 2.x's ('!')."""
     from dataclasses import replace
 
-    from dreamreel.tokenizer import build_clip_tokenizer
+    from dreamreel.models.tokenizer import build_clip_tokenizer
 
     model = replace(
         tiny_model, components=dict(tiny_model.components, tokenizer=build_clip_tokenizer(pad_token))
@@ -134,7 +134,7 @@ def test_weighted_word_changes_only_its_tokens(tiny_model):
 
 
 def test_weighting_before_mean_restoration_touches_only_weighted_tokens(tiny_model):
-    from dreamreel.prompts import apply_weights
+    from dreamreel.render.prompts import apply_weights
 
     embeds = Renderer(tiny_model).encode("a photo of a cat").cond
     weights = torch.ones(77)

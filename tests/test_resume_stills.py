@@ -30,7 +30,7 @@ ARGS = [
 def dreamreel(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "dreamreel.cli", *args],
+        [sys.executable, "-m", "dreamreel", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -85,8 +85,8 @@ def test_killed_seed_loop_resumes_to_identical_pictures(tmp_path, uninterrupted,
 
 
 def test_resume_rerenders_a_damaged_picture(tmp_path, uninterrupted):
-    from dreamreel.recipe import Txt2ImgRecipe
-    from dreamreel.stills import StillRun
+    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.runs.seed_loops import StillRun
 
     recipe = Txt2ImgRecipe(
         prompt=ARGS[1], model="tiny", steps=25, width=64, height=64, seeds=[1, 2, 3, 4, 5], out=str(tmp_path)
@@ -96,7 +96,7 @@ def test_resume_rerenders_a_damaged_picture(tmp_path, uninterrupted):
     for name, array in list(uninterrupted.items())[:3]:
         Image.fromarray(array).save(tmp_path / name)  # pictures without our metadata are not trusted
     assert run.missing_positions() == [0, 1, 2, 3, 4]
-    from dreamreel.cli import main
+    from dreamreel.cli.app import main
 
     main(["resume", str(tmp_path), "--quiet"])
     after = pictures(tmp_path)
@@ -106,7 +106,7 @@ def test_resume_rerenders_a_damaged_picture(tmp_path, uninterrupted):
 
 
 def test_resume_with_nothing_to_do(tmp_path, capsys):
-    from dreamreel.cli import main
+    from dreamreel.cli.app import main
 
     main(["resume", str(tmp_path)])
     assert "nothing to resume" in capsys.readouterr().err

@@ -32,36 +32,36 @@ def due():
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-import dreamreel.render, dreamreel.store, dreamreel.video
+import dreamreel.render.renderer, dreamreel.runs.store, dreamreel.media.video
 if point == "after-frame":
-    original_save = dreamreel.store.RunStore.save
+    original_save = dreamreel.runs.store.RunStore.save
     def save(self, item, **kw):
         record = original_save(self, item, **kw)
         if due(): die()
         return record
-    dreamreel.store.RunStore.save = save
+    dreamreel.runs.store.RunStore.save = save
 elif point == "mid-frame":
-    original_decode = dreamreel.render.Renderer.decode
+    original_decode = dreamreel.render.renderer.Renderer.decode
     def decode(self, latents):
         if due(): die()
         return original_decode(self, latents)
-    dreamreel.render.Renderer.decode = decode
+    dreamreel.render.renderer.Renderer.decode = decode
 elif point == "manifest":
-    original_append = dreamreel.store.RunStore._append
+    original_append = dreamreel.runs.store.RunStore._append
     def append(self, line):
         if due():
             with open(self.folder / "manifest.jsonl", "ab") as handle:
                 handle.write(line[: len(line) // 2].encode()); handle.flush(); os.fsync(handle.fileno())
             die()
         return original_append(self, line)
-    dreamreel.store.RunStore._append = append
+    dreamreel.runs.store.RunStore._append = append
 elif point == "encode":
-    original_add = dreamreel.video.VideoWriter.add
+    original_add = dreamreel.media.video.VideoWriter.add
     def add(self, *a, **k):
         if due(): die()
         return original_add(self, *a, **k)
-    dreamreel.video.VideoWriter.add = add
-from dreamreel.cli import main
+    dreamreel.media.video.VideoWriter.add = add
+from dreamreel.cli.app import main
 main(args)
 """
 
@@ -87,7 +87,7 @@ def render(point: str, n: int, args: list[str], folder: Path) -> subprocess.Comp
 
 def resume(target: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "dreamreel.cli", "resume", target.name, "--quiet"],
+        [sys.executable, "-m", "dreamreel", "resume", target.name, "--quiet"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -181,8 +181,8 @@ def test_vid2vid_and_sweep_resume_exactly(tmp_path, sample_picture):
 
 
 def test_edited_recipe_or_other_versions_refused_unless_forced(tmp_path, capsys, monkeypatch):
-    from dreamreel.cli import main
-    from dreamreel.store import RunStore
+    from dreamreel.cli.app import main
+    from dreamreel.runs.store import RunStore
 
     target = tmp_path / "film.mp4"
     assert render("after-frame", 2, [*ZOOM, "-o", "film.mp4"], tmp_path).returncode == -9

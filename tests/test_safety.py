@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from dreamreel.errors import DreamreelError
-from dreamreel.model import check_model_spec, load_model
-from dreamreel.safety import load_weights
+from dreamreel.models.loading import check_model_spec, load_model
+from dreamreel.models.safety import load_weights
 
 
 class _Payload:
@@ -123,7 +123,7 @@ def test_not_weights_at_all(tmp_path):
 
 
 def test_good_safetensors_passes(tmp_path):
-    from dreamreel.safety import SAFETENSORS, check_weights_file
+    from dreamreel.models.safety import SAFETENSORS, check_weights_file
 
     assert check_weights_file(_safetensors(tmp_path)) == SAFETENSORS
 
@@ -141,7 +141,7 @@ def test_diffusers_folder_with_lfs_pointer(tiny_model, tmp_path):
 
 
 def test_cli_refuses_a_pickle_checkpoint_with_one_line(tmp_path, capsys):
-    from dreamreel.cli import main
+    from dreamreel.cli.app import main
 
     path = tmp_path / "v1-5-pruned.ckpt"
     torch.save({"state_dict": {"a": torch.zeros(1)}}, path)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from dreamreel.errors import DreamreelError
-from dreamreel.schedule import ScheduleError, parse_prompts, parse_schedule
+from dreamreel.keyframes import ScheduleError, parse_prompts, parse_schedule
 
 
 def values(text, count, seed=0):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from sd_layout import clip_to_original, open_clip_to_original, unet_to_original, vae_to_original
 
-from dreamreel.checkpoint import config_dir, detect_architecture
+from dreamreel.models.checkpoint import config_dir, detect_architecture
 from dreamreel.errors import DreamreelError
-from dreamreel.model import check_model_spec, file_hash, load_model, weights_hash
-from dreamreel.render import Renderer
+from dreamreel.models.loading import check_model_spec, file_hash, load_model, weights_hash
+from dreamreel.render.renderer import Renderer
 
 
 def _render(model, seed=7):
@@ -41,7 +41,7 @@ def test_sd15_single_file_equals_diffusers_folder(tmp_path):
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import save_file
 
-    from dreamreel.tiny import build_tiny_components
+    from dreamreel.models.tiny import build_tiny_components
 
     unet, vae, text = _random_sd("sd1")
     single = {
@@ -74,7 +74,7 @@ def test_sd15_single_file_equals_diffusers_folder(tmp_path):
 
 
 def _keys(path):
-    from dreamreel.safety import safetensors_keys
+    from dreamreel.models.safety import safetensors_keys
 
     return safetensors_keys(path)
 
@@ -220,8 +220,8 @@ def test_sdxl_layout_single_file_loads_like_diffusers(tmp_path):
     from diffusers import StableDiffusionXLPipeline
     from safetensors.torch import save_file
 
-    from dreamreel.checkpoint import load_checkpoint
-    from dreamreel.safety import load_weights
+    from dreamreel.models.checkpoint import load_checkpoint
+    from dreamreel.models.safety import load_weights
 
     unet, vae, text, text_2 = _tiny_sdxl(tmp_path / "configs")
     single = {
@@ -258,7 +258,7 @@ def test_vae_swap(tmp_path, tiny_model, layout):
     """--vae FILE replaces the VAE (A1111's original layout or diffusers'), recorded as VAE/VAE hash."""
     from safetensors.torch import save_file
 
-    from dreamreel.model import file_hash
+    from dreamreel.models.loading import file_hash
 
     state = {k: v + 0.01 for k, v in tiny_model.components["vae"].state_dict().items()}
     if layout == "original":
@@ -333,8 +333,8 @@ def test_sd2_layout_single_file(tmp_path, hint):
     from an A1111 sidecar .yaml when present (``hint``), else by probing the UNet as A1111 does."""
     from safetensors.torch import save_file
 
-    from dreamreel.checkpoint import load_checkpoint, sidecar_v_prediction, uses_v_prediction
-    from dreamreel.safety import load_weights
+    from dreamreel.models.checkpoint import load_checkpoint, sidecar_v_prediction, uses_v_prediction
+    from dreamreel.models.safety import load_weights
 
     unet, vae, text = _small_sd2(tmp_path / "configs")
     single = {
@@ -370,8 +370,8 @@ def test_sd2_layout_single_file(tmp_path, hint):
 def test_pickle_checkpoint_loads_only_when_allowed(tmp_path):
     """A .ckpt (torch zip + pickle) with SD 2.x layout: refused by default; with --allow-unsafe-pickle
     read by torch.load(weights_only=True) and converted like the safetensors file."""
-    from dreamreel.checkpoint import load_checkpoint
-    from dreamreel.safety import load_weights
+    from dreamreel.models.checkpoint import load_checkpoint
+    from dreamreel.models.safety import load_weights
 
     unet, vae, text = _small_sd2(tmp_path / "configs")
     single = {

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from dreamreel.errors import DreamreelError
-from dreamreel.model import LoadedModel, place_model
-from dreamreel.render import Renderer
-from dreamreel.writer import BackgroundWriter
+from dreamreel.models.loading import LoadedModel, place_model
+from dreamreel.render.renderer import Renderer
+from dreamreel.runs.writer import BackgroundWriter
 
 TOLERANCE = 1e-4
 
@@ -59,7 +59,7 @@ def _pixels(items) -> list[np.ndarray]:
 
 def test_txt2img_batches_give_the_single_pictures(tiny_model):
     from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
     recipe = Txt2ImgRecipe(
         prompt="a red boat", seeds=[1, 2, 3, 4], steps=4, width=64, height=64, model="tiny"
@@ -74,7 +74,7 @@ def test_txt2img_batches_give_the_single_pictures(tiny_model):
 
 def test_img2img_batches_give_the_single_pictures(tiny_model, sample_picture):
     from dreamreel.jobs.img2img import img2img
-    from dreamreel.recipe import Img2ImgRecipe
+    from dreamreel.recipes.base import Img2ImgRecipe
 
     recipe = Img2ImgRecipe(
         prompt="a red boat", image=str(sample_picture), seeds=[7, 8], steps=6, strength=0.5, model="tiny"
@@ -87,14 +87,14 @@ def test_img2img_batches_give_the_single_pictures(tiny_model, sample_picture):
 
 @pytest.mark.parametrize("batch", [0, 65, True])
 def test_bad_batch_is_refused(batch):
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
     with pytest.raises(DreamreelError, match="--batch"):
         Txt2ImgRecipe(prompt="x", seeds=[1], batch=batch, model="tiny").validate()
 
 
 def test_compile_and_batch_round_trip_through_the_recipe_dict():
-    from dreamreel.recipe import Recipe, Txt2ImgRecipe
+    from dreamreel.recipes.base import Recipe, Txt2ImgRecipe
 
     recipe = Txt2ImgRecipe(prompt="x", seeds=[1], batch=4, compile=True, model="tiny")
     again = Recipe.from_dict(recipe.to_dict())
@@ -106,7 +106,7 @@ def _picture(value: int) -> Image.Image:
 
 
 def test_background_writer_writes_every_file_in_order(tmp_path):
-    from dreamreel.metadata import png_info
+    from dreamreel.runs.metadata import png_info
 
     after: list[str] = []
     paths = [tmp_path / "deep" / f"{i:03d}.png" for i in range(12)]
@@ -155,7 +155,7 @@ def test_background_writer_flushes_when_the_caller_fails(tmp_path):
 
 
 def test_cli_batch_writes_every_seed(tmp_path):
-    from dreamreel.cli import main
+    from dreamreel.cli.app import main
 
     main(["txt2img", "a cat", "--model", "tiny", "--seeds", "1-3", "--batch", "2", "--steps", "3",
           "--width", "64", "--height", "64", "--out", str(tmp_path), "--quiet"])  # fmt: skip
@@ -170,7 +170,7 @@ def test_resumed_batched_seed_loop_gives_the_first_runs_bits(tiny_model):
     """A batch's pictures equal single renders only within rounding, so a resume renders each missing
     seed in the batch it had: bit-identical to the unbroken run (what `dreamreel resume` relies on)."""
     from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
     recipe = Txt2ImgRecipe(prompt="a red boat", seeds=[11, 12, 13, 14, 15, 16, 17], steps=4, width=64,
                            height=48, batch=3, model="tiny")  # fmt: skip

@@ -13,10 +13,10 @@ from PIL import Image
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.runner import VideoJob, VideoPlan, playback_order, run_video_job
-from dreamreel.jobs.still import RenderedImage
-from dreamreel.metadata import read_png_metadata
-from dreamreel.recipe import VideoRecipe, parse_fps, register_recipe, run_dir_for
-from dreamreel.store import RunStore
+from dreamreel.jobs.still_pictures import RenderedImage
+from dreamreel.runs.metadata import read_png_metadata
+from dreamreel.recipes.base import VideoRecipe, parse_fps, register_recipe, run_dir_for
+from dreamreel.runs.store import RunStore
 
 
 @register_recipe
@@ -142,7 +142,7 @@ def _shades_job(count: int, calls: list[int]) -> VideoJob:
 
 
 def test_runner_writes_run_folder_and_checked_video(tmp_path: Path, capsys) -> None:
-    from dreamreel.video import probe_video
+    from dreamreel.media.video import probe_video
 
     calls: list[int] = []
     recipe = _recipe(tmp_path, fps="25", pingpong=True)
@@ -166,6 +166,6 @@ def test_runner_resume_starts_at_first_unfinished_frame(tmp_path: Path) -> None:
     store.frame_path(2).unlink()  # lost frame: rendered again
     run_video_job(_shades_job(5, calls), recipe, quiet=True, resume=True, model=SHADES_MODEL)
     assert calls == [2, 3, 4]
-    from dreamreel.video import probe_video
+    from dreamreel.media.video import probe_video
 
     assert probe_video(recipe.output).frames == 5

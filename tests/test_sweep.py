@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreamreel.cli import main
+from dreamreel.cli.app import main
 from dreamreel.errors import DreamreelError
-from dreamreel.recipe import SweepRecipe
+from dreamreel.recipes.base import SweepRecipe
 
 
 def _run(args: list[str]) -> None:
@@ -33,7 +33,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr("dreamreel.model.load_model", refuse)
+    monkeypatch.setattr("dreamreel.models.loading.load_model", refuse)
 
 
 def test_strength_sweep_frames_equal_separate_img2img(tmp_path: Path, sample_picture: Path, cli_tiny) -> None:
@@ -50,8 +50,8 @@ def test_strength_sweep_frames_equal_separate_img2img(tmp_path: Path, sample_pic
         "strength",
     ]
     _run([*sweep, "--from", "0.2", "--to", "1.0", "--frames", "5", "-o", str(out), *size])
-    from dreamreel.store import RunStore
-    from dreamreel.video import probe_video
+    from dreamreel.runs.store import RunStore
+    from dreamreel.media.video import probe_video
 
     info = probe_video(out)
     assert info.frames == 5 and info.rate == 12
@@ -69,7 +69,7 @@ def test_strength_sweep_frames_equal_separate_img2img(tmp_path: Path, sample_pic
         (still,) = still_dir.glob("*.png")
         assert np.array_equal(_pixels(still), _pixels(store.frame_path(index))), f"frame {index}"
     # each frame PNG carries its own still recipe: rerender-able alone
-    from dreamreel.metadata import read_png_metadata
+    from dreamreel.runs.metadata import read_png_metadata
 
     parameters, recipe = read_png_metadata(store.frame_path(1))
     assert recipe["job"] == "img2img" and recipe["strength"] == 0.4
@@ -84,7 +84,7 @@ def test_seed_sweep_is_txt2img_per_seed_and_caption_only_in_video(tmp_path: Path
     (still,) = (tmp_path / "still").glob("*.png")
     frame = tmp_path / "seeds.run" / "frames" / "000001.png"
     assert np.array_equal(_pixels(still), _pixels(frame))  # the PNG stays clean
-    from dreamreel.video import read_frames
+    from dreamreel.media.video import read_frames
 
     shown = list(read_frames(out))
     assert len(shown) == 2
@@ -165,7 +165,7 @@ def test_bad_sweeps_fail_in_one_line_before_the_model(
 
 
 def test_run_folder_recipe_round_trips(tmp_path: Path, sample_picture: Path) -> None:
-    from dreamreel.recipe import recipe_from_toml, recipe_to_toml
+    from dreamreel.recipes.base import recipe_from_toml, recipe_to_toml
 
     recipe = SweepRecipe(
         prompt="x", model="tiny", param="strength", values=[0.3, 0.6], image=str(sample_picture), seed=4
@@ -192,8 +192,8 @@ def _still(tmp_path: Path, name: str, args: list[str]) -> np.ndarray:
 def test_seed_sweep_with_a_strength_ramp_frames_are_their_own_stills(
     tmp_path: Path, sample_picture: Path, cli_tiny
 ) -> None:
-    from dreamreel.metadata import read_png_metadata
-    from dreamreel.store import RunStore
+    from dreamreel.runs.metadata import read_png_metadata
+    from dreamreel.runs.store import RunStore
 
     out = tmp_path / "ramp.mp4"
     ramp = ["--strength", "0:(0.3), max_f:(0.9)"]
@@ -221,7 +221,7 @@ def test_seed_sweep_with_a_strength_ramp_frames_are_their_own_stills(
 def test_swept_values_from_a_schedule_with_a_guidance_schedule(
     tmp_path: Path, sample_picture: Path, cli_tiny
 ) -> None:
-    from dreamreel.store import RunStore
+    from dreamreel.runs.store import RunStore
 
     out = tmp_path / "sched.mp4"
     sweep = ["sweep", "a fox", "--image", str(sample_picture), "--param", "strength", "--seed", "4"]
@@ -237,7 +237,7 @@ def test_swept_values_from_a_schedule_with_a_guidance_schedule(
 
 
 def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, sample_picture: Path) -> None:
-    from dreamreel.recipe import parse_values_option, recipe_from_toml, recipe_to_toml
+    from dreamreel.recipes.base import parse_values_option, recipe_from_toml, recipe_to_toml
 
     assert parse_values_option("0.2, 0.5") == [0.2, 0.5]
     assert parse_values_option("0:(0.2), 16:(1.0)") == "0:(0.2), 16:(1.0)"
@@ -254,7 +254,7 @@ def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, 
     path.write_text(recipe_to_toml(recipe))
     assert recipe_from_toml(path) == recipe
     # `dreamreel run r.toml --values ... --strength ...` overrides: numbers stay numbers, text is a schedule
-    from dreamreel.cli_anim import parse_overrides
+    from dreamreel.cli.animation import parse_overrides
 
     changes = parse_overrides(recipe, ["--values", "1,2", "--strength", "0.5", "--steps=0:(4), max_f:(6)"])
     assert changes == {"values": [1.0, 2.0], "strength": 0.5, "steps": "0:(4), max_f:(6)"}

@@ -11,10 +11,10 @@ import pytest
 from media import audio_seconds, make_video, vfr_times, video_packets
 from PIL import Image
 
-from dreamreel.cli import main
+from dreamreel.cli.app import main
 from dreamreel.errors import DreamreelError
-from dreamreel.store import RunStore
-from dreamreel.video import probe_video
+from dreamreel.runs.store import RunStore
+from dreamreel.media.video import probe_video
 
 TINY = ["--model", "tiny", "--steps", "4", "--strength", "0.5", "--seed", "11", "--quiet"]
 
@@ -39,7 +39,7 @@ def ntsc_run(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
     source = make_video(folder / "phone.mp4", frames=12, audio=True)
     out = folder / "dream.mp4"
     with pytest.MonkeyPatch.context() as patch:  # reuse the session's tiny model
-        patch.setattr("dreamreel.model.load_model", lambda spec, **kw: tiny_model)
+        patch.setattr("dreamreel.models.loading.load_model", lambda spec, **kw: tiny_model)
         _run(["vid2vid", "a watercolour", "--video", str(source), "-o", str(out), "--width", "64", *TINY])
     return source, out
 
@@ -145,7 +145,7 @@ def test_feedback_and_colour_match_resume_exactly(tmp_path: Path, cli_tiny) -> N
 def test_colour_match_moves_lab_statistics() -> None:
     from skimage.color import rgb2lab
 
-    from dreamreel.colour import color_match
+    from dreamreel.media.lab_transfer import color_match
 
     rng = np.random.default_rng(0)
     picture = rng.integers(0, 120, (32, 40, 3), dtype=np.uint8)  # dark
@@ -164,7 +164,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr("dreamreel.model.load_model", refuse)
+    monkeypatch.setattr("dreamreel.models.loading.load_model", refuse)
 
 
 def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
@@ -218,7 +218,7 @@ def test_bad_input_is_one_line_before_the_model(tmp_path: Path, capsys, no_model
         assert err.startswith("error: ") and message in err and "\n" not in err, (args, err)
     assert not (tmp_path / "out.run").exists()
     with pytest.raises(DreamreelError, match="no dreamreel recipe"):
-        from dreamreel.cli_video import print_video_info
+        from dreamreel.cli.video import print_video_info
 
         print_video_info(tmp_path / "good.mp4")
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
@@ -230,7 +230,7 @@ SCHEDULED = ["--model", "tiny", "--steps", "5", "--seed", "11", "--width", "64",
 
 
 def _parameters(run: Path, index: int) -> str:
-    from dreamreel.metadata import read_png_metadata
+    from dreamreel.runs.metadata import read_png_metadata
 
     parameters, _ = read_png_metadata(RunStore.open(run).frame_path(index))
     return parameters
@@ -272,7 +272,7 @@ def test_strength_schedule_frame_equals_a_plain_run_at_its_strength(tmp_path: Pa
 def test_batch_groups_frames_by_their_values_and_equals_one_at_a_time(
     tmp_path: Path, cli_tiny, monkeypatch
 ) -> None:
-    from dreamreel.render import Renderer
+    from dreamreel.render.renderer import Renderer
 
     source = make_video(tmp_path / "clip.mp4", frames=5, rate=Fraction(8))
     values = ["--strength", "0:(0.6), 2:(0.6), 3:(0.8)", "--guidance", "0:(4), 3:(4), 4:(6)"]
@@ -353,7 +353,7 @@ mute = false
 
 
 def test_plain_number_recipe_of_the_old_code_loads_and_runs(tmp_path: Path, cli_tiny, capsys) -> None:
-    from dreamreel.recipe import Vid2VidRecipe, recipe_from_toml, recipe_to_toml
+    from dreamreel.recipes.base import Vid2VidRecipe, recipe_from_toml, recipe_to_toml
 
     source = make_video(tmp_path / "clip.mp4", frames=3, rate=Fraction(8))
     old = tmp_path / "old.toml"
@@ -380,7 +380,7 @@ def test_batched_run_resumed_anywhere_gives_the_first_runs_bits(tiny_model, tmp_
     """Batches are fixed from frame 0 (here [0,1,2] [3,4,5] [6]: the strength steps down at frame 3), so a
     resume at any frame renders each frame in the batch it had: byte-identical pictures."""
     from dreamreel.jobs import vid2vid
-    from dreamreel.recipe import Vid2VidRecipe
+    from dreamreel.recipes.base import Vid2VidRecipe
 
     source = make_video(tmp_path / "phone.mp4", frames=7, width=64, height=48)
     recipe = Vid2VidRecipe(prompt="a dog", video=str(source), steps=6, strength="0:(0.6), 2:(0.6), 3:(0.5)", seed=3,

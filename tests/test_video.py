@@ -12,7 +12,7 @@ from media import audio_seconds, make_video, vfr_times, video_packets
 from PIL import Image
 
 from dreamreel.errors import DreamreelError
-from dreamreel.video import (
+from dreamreel.media.video import (
     AudioSource,
     VideoWriter,
     frame_times,

@@ -49,7 +49,7 @@ def everything_on(target: Path, **changes) -> ZoomRecipe:
 @pytest.fixture(scope="module")
 def zoom_run(tiny_model, tmp_path_factory):
     from dreamreel.jobs.runner import run_video_job
-    from dreamreel.store import RunStore
+    from dreamreel.runs.store import RunStore
 
     folder = tmp_path_factory.mktemp("zoom")
     recipe = everything_on(folder / "film.mp4")
@@ -90,7 +90,7 @@ def test_frame_k_equals_the_frame_rendered_alone_from_the_run(zoom_run, tiny_mod
 
 def test_reverse_plays_exactly_the_reversed_frames(zoom_run, tmp_path):
     from dreamreel.jobs.runner import encode_run
-    from dreamreel.video import read_frames
+    from dreamreel.media.video import read_frames
 
     recipe, store, video = zoom_run
     plan = ZOOM_JOB.plan(recipe)
@@ -162,7 +162,7 @@ def test_prompts_from_a_file_are_written_into_the_recipe(tmp_path):
 
 def test_start_from_txt2img_or_an_image(tiny_model, sample_picture, tmp_path):
     from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
     size = dict(model="tiny", device="cpu", dtype="fp32", steps=4, guidance=7.5)
     recipe = ZoomRecipe(prompt="a cat", start="txt2img", frames=2, width=32, height=32, seed=9, **size)

@@ -12,22 +12,22 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it; resolved lazily so `dreamreel --help` never imports torch.
 _LAZY = {
-    "load_model": "dreamreel.model",
-    "LoadedModel": "dreamreel.model",
+    "load_model": "dreamreel.models.loading",
+    "LoadedModel": "dreamreel.models.loading",
     "DreamreelError": "dreamreel.errors",
     "txt2img": "dreamreel.jobs.txt2img",
     "img2img": "dreamreel.jobs.img2img",
-    "Txt2ImgRecipe": "dreamreel.recipe",
-    "Img2ImgRecipe": "dreamreel.recipe",
-    "SweepRecipe": "dreamreel.recipe",
-    "Vid2VidRecipe": "dreamreel.recipe",
+    "Txt2ImgRecipe": "dreamreel.recipes.base",
+    "Img2ImgRecipe": "dreamreel.recipes.base",
+    "SweepRecipe": "dreamreel.recipes.base",
+    "Vid2VidRecipe": "dreamreel.recipes.base",
     "ZoomRecipe": "dreamreel.jobs.zoom",
     "zoom": "dreamreel.jobs.zoom",
     "InterpolateRecipe": "dreamreel.jobs.interpolate",
     "interpolate": "dreamreel.jobs.interpolate",
     "run_video_job": "dreamreel.jobs.runner",
     "video_job": "dreamreel.jobs.runner",
-    "recipe_from_toml": "dreamreel.recipe",
+    "recipe_from_toml": "dreamreel.recipes.base",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from dreamreel.images import fit_size, load_image, pil_to_tensor, resize_image
-from dreamreel.jobs.still import RenderedImage, render_seeds
-from dreamreel.render import StepCallback
+from dreamreel.media.pictures import fit_size, load_image, pil_to_tensor, resize_image
+from dreamreel.jobs.still_pictures import RenderedImage, render_seeds
+from dreamreel.render.renderer import StepCallback
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dreamreel.model import LoadedModel
-    from dreamreel.recipe import Img2ImgRecipe
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.recipes.base import Img2ImgRecipe
 
 
 def target_size(

@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.runner import VideoJob, VideoPlan
-from dreamreel.recipe import VideoRecipe, check_prompt, check_seed, random_seeds, register_recipe
+from dreamreel.recipes.base import VideoRecipe, check_prompt, check_seed, random_seeds, register_recipe
 
 if TYPE_CHECKING:
     import torch
 
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.model import LoadedModel
-    from dreamreel.render import Renderer, StepCallback
-    from dreamreel.store import RunStore
+    from dreamreel.jobs.still_pictures import RenderedImage
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.render.renderer import Renderer, StepCallback
+    from dreamreel.runs.store import RunStore
 
 EASINGS = ("linear", "smooth")
 MAX_BETWEEN = 10_000
@@ -135,7 +135,7 @@ def interpolate(
     """Yield frames ``start`` .. the last; each is txt2img from interpolated noise and conditioning."""
     import torch
 
-    from dreamreel.render import Renderer, fixed_batches
+    from dreamreel.render.renderer import Renderer, fixed_batches
 
     recipe.validate()
     renderer = Renderer(model, recipe.scheduler)
@@ -196,8 +196,8 @@ def _describe(
     width: int,
     height: int,
 ) -> RenderedImage:
-    from dreamreel.images import tensor_to_pil
-    from dreamreel.jobs.still import RenderedImage, infotext
+    from dreamreel.media.pictures import tensor_to_pil
+    from dreamreel.jobs.still_pictures import RenderedImage, infotext
 
     t = plan["t"]
     prompt_a, prompt_b = plan["prompts"]

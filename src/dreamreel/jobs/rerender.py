@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.metadata import parse_parameters, read_png_metadata
-from dreamreel.recipe import Img2ImgRecipe, Recipe, Txt2ImgRecipe
-from dreamreel.schedulers import canonical_scheduler_name
+from dreamreel.runs.metadata import parse_parameters, read_png_metadata
+from dreamreel.recipes.base import Img2ImgRecipe, Recipe, Txt2ImgRecipe
+from dreamreel.render.samplers import canonical_scheduler_name
 
 log = logging.getLogger("dreamreel")
 

@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.interrupts import resumable
+from dreamreel.runs.interrupts import resumable
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.model import LoadedModel
-    from dreamreel.recipe import VideoRecipe
-    from dreamreel.store import RunStore
-    from dreamreel.video import AudioSource
+    from dreamreel.jobs.still_pictures import RenderedImage
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.recipes.base import VideoRecipe
+    from dreamreel.runs.store import RunStore
+    from dreamreel.media.video import AudioSource
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def run_video_job(
     echo: Callable[[str], None] | None = None,
 ) -> Path:
     """Run (or resume) a video job to its video file; returns the video's path."""
-    from dreamreel.progress import Progress
-    from dreamreel.store import RunStore
+    from dreamreel.cli.progress import Progress
+    from dreamreel.runs.store import RunStore
 
     say = echo or _stderr
     recipe.validate()  # everything checked before the model loads
@@ -150,8 +150,8 @@ def playback_order(count: int, reverse: bool, pingpong: bool) -> list[int]:
 def encode_run(store: RunStore, recipe: VideoRecipe, plan: VideoPlan, *, quiet: bool = False) -> Path:
     """Encode the finished frames on disk into ``recipe.output``, checked after writing."""
     from dreamreel import __version__
-    from dreamreel.progress import Progress
-    from dreamreel.video import AudioSource, VideoWriter
+    from dreamreel.cli.progress import Progress
+    from dreamreel.media.video import AudioSource, VideoWriter
 
     finished = len(store.done())
     if finished < plan.frames:
@@ -207,7 +207,7 @@ def _check_resumable(problems: list[str], store: RunStore, force: bool, say: Cal
 
 
 def _load(recipe: VideoRecipe, quiet: bool, say: Callable[[str], None]) -> LoadedModel:
-    from dreamreel.model import load_model_for
+    from dreamreel.models.loading import load_model_for
 
     if not quiet:
         say(f"loading model {recipe.model} ...")

@@ -16,21 +16,21 @@ from typing import TYPE_CHECKING
 from dreamreel.jobs.runner import VideoJob, VideoPlan
 
 if TYPE_CHECKING:
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.model import LoadedModel
-    from dreamreel.recipe import SweepRecipe
-    from dreamreel.render import StepCallback
-    from dreamreel.store import RunStore
+    from dreamreel.jobs.still_pictures import RenderedImage
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.recipes.base import SweepRecipe
+    from dreamreel.render.renderer import StepCallback
+    from dreamreel.runs.store import RunStore
 
 
 def label(recipe: SweepRecipe, value: float | int) -> str:
-    from dreamreel.sheet import format_value
+    from dreamreel.media.sheet import format_value
 
     return f"{recipe.param} {format_value(value)}"
 
 
 def plan(recipe: SweepRecipe) -> VideoPlan:
-    from dreamreel.sheet import caption_picture
+    from dreamreel.media.sheet import caption_picture
 
     values = recipe.sweep_values()
     overlay = None
@@ -52,10 +52,10 @@ def frames(
     on_step: StepCallback | None = None,
 ) -> Iterator[RenderedImage]:
     """Frames ``start, ...``: each the still job's own picture at that frame's value."""
-    from dreamreel.images import load_image
+    from dreamreel.media.pictures import load_image
     from dreamreel.jobs.img2img import img2img
     from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipe import Img2ImgRecipe
+    from dreamreel.recipes.base import Img2ImgRecipe
 
     values = recipe.sweep_values()
     picture = load_image(recipe.image) if recipe.image else None
@@ -78,8 +78,8 @@ def sheet_path(recipe: SweepRecipe) -> Path:
 
 def finish(store: RunStore, recipe: SweepRecipe, plan: VideoPlan) -> None:
     """Write the contact sheet: every frame, captioned with its value."""
-    from dreamreel.files import png_bytes, write_atomic
-    from dreamreel.sheet import contact_sheet
+    from dreamreel.runs.files import png_bytes, write_atomic
+    from dreamreel.media.sheet import contact_sheet
 
     values = recipe.sweep_values()
     thumbs = []

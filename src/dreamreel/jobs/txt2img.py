@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from dreamreel.jobs.still import RenderedImage, render_seeds
-from dreamreel.render import StepCallback
+from dreamreel.jobs.still_pictures import RenderedImage, render_seeds
+from dreamreel.render.renderer import StepCallback
 
 if TYPE_CHECKING:
-    from dreamreel.model import LoadedModel
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
 
 def txt2img(

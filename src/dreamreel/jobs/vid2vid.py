@@ -23,16 +23,16 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.model import LoadedModel
-    from dreamreel.recipe import Vid2VidRecipe
-    from dreamreel.render import StepCallback
-    from dreamreel.store import RunStore
+    from dreamreel.jobs.still_pictures import RenderedImage
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.recipes.base import Vid2VidRecipe
+    from dreamreel.render.renderer import StepCallback
+    from dreamreel.runs.store import RunStore
 
 
 def plan(recipe: Vid2VidRecipe) -> VideoPlan:
     """The selected source frames' times; the source's exact timing unless ``--fps`` retimes them."""
-    from dreamreel.video import AudioSource, frame_times, probe_video
+    from dreamreel.media.video import AudioSource, frame_times, probe_video
 
     info = probe_video(recipe.video)
     times = frame_times(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every)
@@ -66,10 +66,10 @@ def frames(
 ) -> Iterator[RenderedImage]:
     """Frames ``start, ...``; earlier finished frames (for --feedback and --color-match first) are
     read back from ``store``: PNGs are lossless, so a resumed run continues exactly."""
-    from dreamreel.images import pil_to_tensor, resize_image, tensor_to_pil
+    from dreamreel.media.pictures import pil_to_tensor, resize_image, tensor_to_pil
     from dreamreel.jobs.img2img import target_size
-    from dreamreel.render import Renderer
-    from dreamreel.video import probe_video, read_frames
+    from dreamreel.render.renderer import Renderer
+    from dreamreel.media.video import probe_video, read_frames
 
     info = probe_video(recipe.video)
     width, height = target_size(
@@ -153,8 +153,8 @@ def _rendered(
     height: int,
     values: dict[str, Any],
 ) -> RenderedImage:
-    from dreamreel.jobs.still import RenderedImage, infotext
-    from dreamreel.render import effective_steps
+    from dreamreel.jobs.still_pictures import RenderedImage, infotext
+    from dreamreel.render.renderer import effective_steps
 
     parameters = infotext(
         model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=values["steps"],
@@ -216,7 +216,7 @@ def _blend(source: np.ndarray, previous: np.ndarray, amount: float) -> np.ndarra
 
 
 def _match(picture: np.ndarray, reference: np.ndarray, strength: float) -> np.ndarray:
-    from dreamreel.colour import color_match
+    from dreamreel.media.lab_transfer import color_match
 
     return color_match(picture, reference, strength)
 

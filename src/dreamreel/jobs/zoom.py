@@ -28,17 +28,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.runner import VideoJob, VideoPlan
-from dreamreel.recipe import MAX_SEED, MAX_STEPS, VideoRecipe, check_seed, register_recipe
-from dreamreel.schedule import PromptSchedule, Schedule, parse_prompts, parse_schedule
+from dreamreel.recipes.base import MAX_SEED, MAX_STEPS, VideoRecipe, check_seed, register_recipe
+from dreamreel.keyframes import PromptSchedule, Schedule, parse_prompts, parse_schedule
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.model import LoadedModel
-    from dreamreel.render import Conditioning, Renderer, StepCallback
-    from dreamreel.store import RunStore
+    from dreamreel.jobs.still_pictures import RenderedImage
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.render.renderer import Conditioning, Renderer, StepCallback
+    from dreamreel.runs.store import RunStore
 
 MAX_FRAMES = 100_000
 SEED_MODES = ("fixed", "iter", "random", "ladder", "alternate")
@@ -161,7 +161,7 @@ class ZoomRecipe(VideoRecipe):
         if self.tint:
             self.tint_color()
         if self.start not in ("noise", "txt2img"):
-            from dreamreel.images import open_image_checked
+            from dreamreel.media.pictures import open_image_checked
 
             open_image_checked(self.start)
         for n, frame in enumerate(values):
@@ -203,7 +203,7 @@ class ZoomRecipe(VideoRecipe):
         return schedule
 
     def tint_color(self) -> tuple[tuple[float, float, float], float]:
-        from dreamreel.frames import parse_color
+        from dreamreel.media.treatments import parse_color
 
         color, _, amount = self.tint.rpartition(":")
         try:
@@ -280,8 +280,8 @@ def zoom(
     history: History | None = None,
 ) -> Iterator[RenderedImage]:
     """Yield frames from ``start`` on; ``history(i)`` gives finished frame i (needed when start > 0)."""
-    from dreamreel.images import pil_to_tensor
-    from dreamreel.render import Renderer
+    from dreamreel.media.pictures import pil_to_tensor
+    from dreamreel.render.renderer import Renderer
 
     recipe.validate()
     renderer = Renderer(model, recipe.scheduler)
@@ -308,7 +308,7 @@ def zoom(
 
 def _frame_size(model: LoadedModel, recipe: ZoomRecipe) -> tuple[int, int]:
     if recipe.start not in ("noise", "txt2img"):
-        from dreamreel.images import load_image
+        from dreamreel.media.pictures import load_image
         from dreamreel.jobs.img2img import target_size
 
         return target_size(model, load_image(recipe.start), recipe.width, recipe.height)
@@ -331,8 +331,8 @@ def _start_picture(recipe: ZoomRecipe, seed: int, width: int, height: int) -> to
     """Frame 0's input: a picture of pure noise (uniform, seeded), or the user's image fitted to size."""
     import torch
 
-    from dreamreel.images import load_image, pil_to_tensor, resize_image
-    from dreamreel.render import quantize, seeded_generator
+    from dreamreel.media.pictures import load_image, pil_to_tensor, resize_image
+    from dreamreel.render.renderer import quantize, seeded_generator
 
     if recipe.start == "noise":
         return quantize(torch.rand((1, 3, height, width), generator=seeded_generator(seed)))
@@ -344,7 +344,7 @@ def _treated_input(
     recipe: ZoomRecipe, state: _State, index: int, v: dict[str, float], seed: int
 ) -> torch.Tensor:
     """Steps 1-4 of a frame: the picture img2img starts from."""
-    from dreamreel import frames
+    from dreamreel.media import treatments as frames
 
     motion = {"zoom": v["zoom"], "angle": v["angle"], "tx": v["tx"], "ty": v["ty"]}
     assert state.previous is not None
@@ -390,9 +390,9 @@ def _render_frame(
     height: int,
     on_step: StepCallback | None,
 ) -> tuple[RenderedImage, torch.Tensor]:
-    from dreamreel.images import tensor_to_pil
-    from dreamreel.jobs.still import RenderedImage, infotext
-    from dreamreel.render import effective_steps, quantize
+    from dreamreel.media.pictures import tensor_to_pil
+    from dreamreel.jobs.still_pictures import RenderedImage, infotext
+    from dreamreel.render.renderer import effective_steps, quantize
 
     v = recipe.values_at(index)
     seed = recipe.seed_at(index)

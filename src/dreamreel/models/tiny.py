@@ -36,7 +36,7 @@ def build_tiny_components() -> dict[str, Any]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from dreamreel.tokenizer import CLIP_MAX_LENGTH, build_clip_tokenizer
+    from dreamreel.models.tokenizer import CLIP_MAX_LENGTH, build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
     with torch.random.fork_rng(devices=[]):

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.files import next_still_index, still_name, write_atomic
-from dreamreel.recipe import Img2ImgRecipe, Recipe, Txt2ImgRecipe
+from dreamreel.runs.files import next_still_index, still_name, write_atomic
+from dreamreel.recipes.base import Img2ImgRecipe, Recipe, Txt2ImgRecipe
 
 if TYPE_CHECKING:
-    from dreamreel.model import LoadedModel
-    from dreamreel.progress import Progress
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.cli.progress import Progress
 
 RECORD_FOLDER = ".dreamreel"
 
@@ -68,7 +68,7 @@ class StillRun:
         return [i for i in range(len(self.recipe.seeds)) if not self._picture_ok(i)]
 
     def _picture_ok(self, position: int) -> bool:
-        from dreamreel.metadata import read_png_metadata
+        from dreamreel.runs.metadata import read_png_metadata
 
         path = self.picture_path(position)
         if not path.is_file():
@@ -97,7 +97,7 @@ def render_stills(
     atomically while the model renders the next one. The run record goes once every picture is safe."""
     from dreamreel.jobs.img2img import img2img
     from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.writer import BackgroundWriter
+    from dreamreel.runs.writer import BackgroundWriter
 
     recipe = run.recipe  # whole, so each seed is rendered in the batch it had first (fixed_batches)
     if isinstance(recipe, Img2ImgRecipe):

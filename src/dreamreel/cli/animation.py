@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from dreamreel.cli import RECIPE_FIELDS, SCHEDULE_HELP, _given, _options, _run_stills, cli, model_options
-from dreamreel.cli import schedule_value as _schedule_value
+from dreamreel.cli.app import RECIPE_FIELDS, SCHEDULE_HELP, _given, _options, _run_stills, cli, model_options
+from dreamreel.cli.app import schedule_value as _schedule_value
 from dreamreel.errors import DreamreelError
 
 shared_options = _options(
@@ -125,7 +125,7 @@ def interpolate(
 ) -> None:
     """Smooth video: slerp between seeds' noise, lerp between prompts' embeddings."""
     from dreamreel.jobs.interpolate import InterpolateRecipe
-    from dreamreel.recipe import parse_seeds
+    from dreamreel.recipes.base import parse_seeds
 
     if seeds and seed_list:
         raise DreamreelError("use either --seed (repeated) or --seeds, not both")
@@ -151,7 +151,7 @@ def interpolate(
 @click.pass_context
 def run(ctx: click.Context, recipe_file: str, output: str | None, quiet: bool, debug: bool) -> None:
     """Run any job from a recipe TOML; override any setting: --steps 20 --model tiny --reverse."""
-    from dreamreel.recipe import Recipe, recipe_from_toml
+    from dreamreel.recipes.base import Recipe, recipe_from_toml
 
     load_job_modules()
     recipe = recipe_from_toml(recipe_file)
@@ -187,7 +187,7 @@ def parse_overrides(recipe: Any, args: list[str]) -> dict[str, Any]:
             i += 1 if eq else 2
             continue
         if key == "values" and recipe.job == "sweep" and (eq or i + 1 < len(args)):
-            from dreamreel.recipe import parse_values_option
+            from dreamreel.recipes.base import parse_values_option
 
             changes[key] = parse_values_option(value if eq else args[i + 1])
             i += 1 if eq else 2
@@ -211,7 +211,7 @@ def parse_overrides(recipe: Any, args: list[str]) -> dict[str, Any]:
 
 
 def _override_value(key: str, text: str, current: Any) -> Any:
-    from dreamreel.recipe import parse_seeds
+    from dreamreel.recipes.base import parse_seeds
 
     if key == "seeds":
         return parse_seeds(text)

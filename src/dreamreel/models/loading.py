@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dreamreel.checkpoint import detect_architecture
+from dreamreel.models.checkpoint import detect_architecture
 from dreamreel.errors import DreamreelError
-from dreamreel.safety import SAFETENSORS, check_weights_file, safetensors_keys
+from dreamreel.models.safety import SAFETENSORS, check_weights_file, safetensors_keys
 
 if TYPE_CHECKING:
     import torch
@@ -113,7 +113,7 @@ def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
         raise DreamreelError(
             f"model {spec!r} not found: no such file or folder, and it is not a Hugging Face id"
         )
-    from dreamreel.hub import check_cached
+    from dreamreel.models.hub import check_cached
 
     check_cached(spec)  # on disk only: offline and not cached fails here, at once
 
@@ -125,7 +125,7 @@ def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> 
     """A diffusers folder: model_index.json, and safetensors weights in every model subfolder."""
     if not (path / "model_index.json").is_file():
         raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
-    from dreamreel.hub import check_pipeline_index
+    from dreamreel.models.hub import check_pipeline_index
 
     check_pipeline_index(str(path), _read_index(path))  # custom code is refused before anything loads
     for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
@@ -186,7 +186,7 @@ def load_model(
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
     or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
     merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each)."""
-    from dreamreel.lora import apply_loras, parse_lora_specs
+    from dreamreel.models.lora import apply_loras, parse_lora_specs
 
     check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
     if vae is not None:
@@ -197,12 +197,12 @@ def load_model(
     path = Path(spec).expanduser()
     source_file = None
     if spec == "tiny":
-        from dreamreel.tiny import build_tiny_components
+        from dreamreel.models.tiny import build_tiny_components
 
         components = build_tiny_components()
     elif path.is_file():
-        from dreamreel.checkpoint import load_checkpoint, sidecar_v_prediction
-        from dreamreel.safety import load_weights
+        from dreamreel.models.checkpoint import load_checkpoint, sidecar_v_prediction
+        from dreamreel.models.safety import load_weights
 
         source_file = path
         state = load_weights(path, allow_unsafe_pickle=allow_unsafe_pickle)
@@ -269,7 +269,7 @@ def place_model(
     for key, wanted in nhwc.items():
         if components.get(key) is not None:
             components[key].to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
-    from dreamreel.prepack import prepack_convolutions, unpack_convolutions
+    from dreamreel.models.prepack import prepack_convolutions, unpack_convolutions
 
     for key in ("unet", "vae"):
         if components.get(key) is not None:
@@ -299,8 +299,8 @@ def compile_networks(components: dict[str, Any], device: torch.device, mode: str
 
 def _swap_vae(model: LoadedModel, path: Path, allow_unsafe_pickle: bool) -> None:
     """Replace the VAE with one from a file (original or diffusers layout), same architecture."""
-    from dreamreel.checkpoint import load_vae_weights
-    from dreamreel.safety import load_weights
+    from dreamreel.models.checkpoint import load_vae_weights
+    from dreamreel.models.safety import load_weights
 
     state = load_weights(path, allow_unsafe_pickle=allow_unsafe_pickle)
     config = dict(model.components["vae"].config)
@@ -310,7 +310,7 @@ def _swap_vae(model: LoadedModel, path: Path, allow_unsafe_pickle: bool) -> None
 
 def _load_diffusers(spec: str, *, allow_unsafe_pickle: bool = False, quiet: bool = False) -> dict[str, Any]:
     """A diffusers folder, or a Hugging Face id: from the cache when there, else downloaded (online)."""
-    from dreamreel import hub
+    from dreamreel.models import hub
 
     folder = Path(spec).expanduser()
     if folder.is_dir():

@@ -176,7 +176,7 @@ def color_match(
     ref = reference.to(images.device, torch.float32).expand(images.shape[0], -1, -1, -1)
     x = images.float()
     if space == "lab":
-        from dreamreel.colour import color_match as lab_transfer
+        from dreamreel.media.lab_transfer import color_match as lab_transfer
 
         matched = [lab_transfer(_to_uint8(p), _to_uint8(r), strength) for p, r in zip(x, ref, strict=True)]
         out = torch.stack([torch.from_numpy(m).permute(2, 0, 1) for m in matched]).float() / 255

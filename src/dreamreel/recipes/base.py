@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.images import RESIZE_MODES, check_size, open_image_checked
-from dreamreel.lora import parse_lora_specs
-from dreamreel.model import DEFAULT_MODEL, DEVICES, DTYPES, check_model_spec
-from dreamreel.safety import check_weights_file
-from dreamreel.schedule import Schedule, parse_schedule
-from dreamreel.schedulers import canonical_scheduler_name
+from dreamreel.media.pictures import RESIZE_MODES, check_size, open_image_checked
+from dreamreel.models.lora import parse_lora_specs
+from dreamreel.models.loading import DEFAULT_MODEL, DEVICES, DTYPES, check_model_spec
+from dreamreel.models.safety import check_weights_file
+from dreamreel.keyframes import Schedule, parse_schedule
+from dreamreel.render.samplers import canonical_scheduler_name
 
 MAX_SEED = 2**32 - 1  # A1111 and diffusers users share 32-bit seeds
 MAX_STEPS = 10_000
@@ -169,7 +169,7 @@ class VideoRecipe(Recipe):
         if self.audio:
             if Path(self.output).suffix.lower() == ".gif":
                 raise DreamreelError("a .gif has no sound; drop --audio or write .mp4/.webm")
-            from dreamreel.video import probe_audio
+            from dreamreel.media.video import probe_audio
 
             probe_audio(self.audio)
 
@@ -600,7 +600,7 @@ class Vid2VidRecipe(VideoRecipe):
             self._check_values(self.values_at(0, 0))
         if not self.video:
             raise DreamreelError("vid2vid needs --video")
-        from dreamreel.video import probe_video
+        from dreamreel.media.video import probe_video
 
         info = probe_video(self.video)
         if self.start is not None and info.duration is not None and self.start >= info.duration:
@@ -634,7 +634,7 @@ class Vid2VidRecipe(VideoRecipe):
 
     def frame_count(self) -> int:
         """How many source frames are selected (decodes the source's timestamps; no model)."""
-        from dreamreel.video import frame_times
+        from dreamreel.media.video import frame_times
 
         times = frame_times(self.video, start=self.start, end=self.end, every=self.every)
         if not times:

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.files import fsync_directory, png_bytes, write_atomic
+from dreamreel.runs.files import fsync_directory, png_bytes, write_atomic
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dreamreel.jobs.still import RenderedImage
-    from dreamreel.recipe import Recipe
+    from dreamreel.jobs.still_pictures import RenderedImage
+    from dreamreel.recipes.base import Recipe
 
 RECIPE_NAME = "recipe.toml"
 MANIFEST_NAME = "manifest.jsonl"
@@ -99,7 +99,7 @@ class RunStore:
 
         A folder that exists but is not a run folder (no recipe.toml, not empty) is never touched.
         """
-        from dreamreel.recipe import recipe_to_toml
+        from dreamreel.recipes.base import recipe_to_toml
 
         store = cls(folder)
         path = store.folder
@@ -176,7 +176,7 @@ class RunStore:
         self.write_info(info)
 
     def recipe(self) -> Recipe:
-        from dreamreel.recipe import recipe_from_toml
+        from dreamreel.recipes.base import recipe_from_toml
 
         return recipe_from_toml(self.folder / RECIPE_NAME)
 
@@ -197,7 +197,7 @@ class RunStore:
         facts["values"] = values
         if time is not None:
             facts["time"] = str(time)
-        from dreamreel.metadata import png_info
+        from dreamreel.runs.metadata import png_info
 
         data = png_bytes(item.image, png_info(item.parameters, item.recipe.to_dict(), facts))
         write_atomic(self.frame_path(item.index), data)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.schedulers import make_scheduler, scheduler_name_for
+from dreamreel.render.samplers import make_scheduler, scheduler_name_for
 
 if TYPE_CHECKING:
     import torch
 
-    from dreamreel.model import LoadedModel
+    from dreamreel.models.loading import LoadedModel
 
 log = logging.getLogger("dreamreel")
 
@@ -53,7 +53,7 @@ class Conditioning:
 
 def align_conditionings(conditioning: Sequence[Conditioning]) -> list[Conditioning]:
     """Pad every item's cond and uncond to the same number of chunks (no-op for 77-token prompts)."""
-    from dreamreel.prompts import same_length
+    from dreamreel.render.prompts import same_length
 
     lengths = {t.shape[1] for c in conditioning for t in (c.cond, c.uncond)}
     if len(lengths) <= 1:
@@ -118,7 +118,7 @@ class Renderer:
 
     def _encode_text(self, text: str) -> torch.Tensor:
         """[1, 77 * chunks, D] embeddings; A1111 weights and long-prompt chunks (see prompts.py)."""
-        from dreamreel.prompts import encode_prompt
+        from dreamreel.render.prompts import encode_prompt
 
         cached = self._encodings.get(text)
         if cached is not None:
@@ -142,7 +142,7 @@ class Renderer:
 
     def encode(self, prompt: str, negative: str = "") -> Conditioning:
         """Embeddings of a prompt and its negative (padded to the same number of chunks), cached."""
-        from dreamreel.prompts import same_length
+        from dreamreel.render.prompts import same_length
 
         cond, uncond = self._encode_text(prompt), self._encode_text(negative)
         if max(cond.shape[1], uncond.shape[1]) == cond.shape[1] == uncond.shape[1] == CLIP_CHUNK:

@@ -74,7 +74,7 @@ def check_pipeline_index(repo_id: str, index: dict[str, Any]) -> None:
 
 def check_cached(repo_id: str) -> Path | None:
     """Validate what the cache holds for ``repo_id``; offline and absent is an error naming the fix."""
-    from dreamreel.safety import check_weights_file
+    from dreamreel.models.safety import check_weights_file
 
     snapshot = cached_snapshot(repo_id)
     if snapshot is None:

@@ -6,15 +6,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dreamreel.metadata import a1111_params, format_parameters, png_info
+from dreamreel.runs.metadata import a1111_params, format_parameters, png_info
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from dreamreel.model import LoadedModel
-    from dreamreel.recipe import Recipe, Txt2ImgRecipe
-    from dreamreel.render import Renderer, StepCallback
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.recipes.base import Recipe, Txt2ImgRecipe
+    from dreamreel.render.renderer import Renderer, StepCallback
 
 
 @dataclass
@@ -97,8 +97,8 @@ def render_seeds(
     Seeds go through the UNet ``recipe.batch`` at a time, in fixed batches (render.fixed_batches);
     each keeps its own generator, so the pictures equal one-at-a-time rendering within rounding.
     """
-    from dreamreel.images import tensor_to_pil
-    from dreamreel.render import Renderer, effective_steps, fixed_batches
+    from dreamreel.media.pictures import tensor_to_pil
+    from dreamreel.render.renderer import Renderer, effective_steps, fixed_batches
 
     renderer = Renderer(model, recipe.scheduler)
     conditioning = renderer.encode(recipe.prompt, recipe.negative)

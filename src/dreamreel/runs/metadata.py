@@ -132,7 +132,7 @@ def png_info(parameters: str, recipe: dict[str, Any], facts: dict[str, Any] | No
 
 def read_png_metadata(path: str | Path) -> tuple[str | None, dict[str, Any] | None]:
     """(A1111 parameters text, dreamreel recipe dict) of a picture; either may be None."""
-    from dreamreel.images import open_image_checked
+    from dreamreel.media.pictures import open_image_checked
 
     image = open_image_checked(path)
     text = getattr(image, "text", None) or image.info

@@ -126,7 +126,7 @@ def _given(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _seeds(seed: int | None, seed_list: str | None, count: int | None) -> list[int] | None:
-    from dreamreel.recipe import check_seed, parse_seeds, random_seeds
+    from dreamreel.recipes.base import check_seed, parse_seeds, random_seeds
 
     given = [x is not None for x in (seed, seed_list, count)]
     if sum(given) > 1:
@@ -159,7 +159,7 @@ def cli() -> None:
 @batch_option
 def txt2img(prompt: str, **options: Any) -> None:
     """Text to image: one PNG per seed."""
-    from dreamreel.recipe import Txt2ImgRecipe
+    from dreamreel.recipes.base import Txt2ImgRecipe
 
     fields = _given(options, (*RECIPE_FIELDS, "batch"))
     seeds = _seeds(options["seed"], options["seed_list"], options["count"])
@@ -179,7 +179,7 @@ def txt2img(prompt: str, **options: Any) -> None:
 @batch_option
 def img2img(prompt: str, image: str, strength: float | None, resize: str | None, **options: Any) -> None:
     """Image and text to image."""
-    from dreamreel.recipe import Img2ImgRecipe
+    from dreamreel.recipes.base import Img2ImgRecipe
 
     fields = _given(options, (*RECIPE_FIELDS, "batch"))
     fields.update(_given({"strength": strength, "resize": resize}, ("strength", "resize")))
@@ -202,7 +202,7 @@ def rerender(
 ) -> None:
     """Render a picture again from its own metadata, with any setting overridden (e.g. --steps 350)."""
     from dreamreel.jobs.rerender import recipe_from_picture
-    from dreamreel.recipe import Img2ImgRecipe
+    from dreamreel.recipes.base import Img2ImgRecipe
 
     recipe = recipe_from_picture(picture)
     changes = _given(options, RECIPE_FIELDS)
@@ -224,13 +224,15 @@ def info(path: str) -> None:
     """Print what made a PNG (its recipe and A1111 parameters), a video or a run folder."""
     import json
 
-    from dreamreel.metadata import read_png_metadata
+    from dreamreel.runs.metadata import read_png_metadata
 
     target = Path(path)
     if not target.exists():
         raise DreamreelError(f"{path!r} does not exist")
-    if target.is_dir() or target.suffix.lower() in cli_video.VIDEO_INFO_SUFFIXES:
-        cli_video.print_video_info(target)
+    from dreamreel.cli.video import VIDEO_INFO_SUFFIXES, print_video_info
+
+    if target.is_dir() or target.suffix.lower() in VIDEO_INFO_SUFFIXES:
+        print_video_info(target)
         return
     parameters, recipe = read_png_metadata(target)
     if parameters is None and recipe is None:
@@ -244,9 +246,9 @@ def info(path: str) -> None:
 
 def _run_stills(recipe: Any, *, quiet: bool, announce_seeds: bool) -> None:
     """Validate, load the model, render every seed, write each PNG atomically as it finishes."""
-    from dreamreel.recipe import Img2ImgRecipe
-    from dreamreel.render import effective_steps
-    from dreamreel.stills import StillRun
+    from dreamreel.recipes.base import Img2ImgRecipe
+    from dreamreel.render.renderer import effective_steps
+    from dreamreel.runs.seed_loops import StillRun
 
     recipe.validate()  # everything checked before the model loads
     if announce_seeds:
@@ -261,9 +263,9 @@ def _run_stills(recipe: Any, *, quiet: bool, announce_seeds: bool) -> None:
 
 
 def _render_still_run(model: Any, run: Any, positions: list[int], quiet: bool) -> None:
-    from dreamreel.interrupts import resumable
-    from dreamreel.progress import Progress
-    from dreamreel.stills import render_stills
+    from dreamreel.runs.interrupts import resumable
+    from dreamreel.cli.progress import Progress
+    from dreamreel.runs.seed_loops import render_stills
 
     with (
         resumable(f"dreamreel resume {_shell_quote(str(run.folder))}"),
@@ -302,7 +304,7 @@ def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
 
 def _resume_video_run(folder: Path, *, force: bool, quiet: bool) -> None:
     from dreamreel.jobs.runner import run_video_job, video_job
-    from dreamreel.store import RunStore
+    from dreamreel.runs.store import RunStore
 
     recipe = RunStore.open(folder).recipe()
     if Path(recipe.run_dir).resolve() != folder.resolve():  # the run folder was moved: follow it
@@ -318,7 +320,7 @@ def _resume_video_run(folder: Path, *, force: bool, quiet: bool) -> None:
 
 
 def _resume_still_runs(folder: Path, *, quiet: bool) -> None:
-    from dreamreel.stills import incomplete_runs
+    from dreamreel.runs.seed_loops import incomplete_runs
 
     runs = incomplete_runs(folder)
     if not runs:
@@ -336,7 +338,7 @@ def _resume_still_runs(folder: Path, *, quiet: bool) -> None:
 
 
 def _load(recipe: Any, quiet: bool) -> Any:
-    from dreamreel.model import load_model_for
+    from dreamreel.models.loading import load_model_for
 
     if not quiet:
         click.echo(f"loading model {recipe.model} ...", err=True)
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="dreamreel", standalone_mode=False)
     except DreamreelError as exc:
-        from dreamreel.interrupts import Interrupted
+        from dreamreel.runs.interrupts import Interrupted
 
         if debug:
             raise
@@ -391,10 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-from dreamreel import cli_anim, cli_video  # noqa: E402,F401  (they register their commands on `cli`)
-
 if __name__ == "__main__":
-    # Run the module proper (``dreamreel.cli``), whose group every command module registered on.
-    from dreamreel.cli import main as _main
+    # Run the module proper (``dreamreel.cli.app``), whose group every command module registered on.
+    from dreamreel.cli.app import main as _main
 
     _main()

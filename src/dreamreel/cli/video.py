@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from dreamreel.cli import (
+from dreamreel.cli.app import (
     RECIPE_FIELDS,
     SCHEDULE_HELP,
     _given,
@@ -81,7 +81,7 @@ def sweep(prompt: str, **options: Any) -> None:
     --from 0.2 --to 1.0 --frames 17 -o coyote.mp4
     """
     from dreamreel.jobs.sweep import JOB, sheet_path
-    from dreamreel.recipe import SweepRecipe, parse_values_option
+    from dreamreel.recipes.base import SweepRecipe, parse_values_option
 
     if options.get("strength") is not None and not options.get("image"):
         raise DreamreelError("--strength is an img2img setting: give the sweep an --image, or leave it out")
@@ -128,7 +128,7 @@ def vid2vid(prompt: str, **options: Any) -> None:
     dreamreel vid2vid "a watercolour painting" --video phone.mp4 --strength 0.4 -o painted.mp4
     """
     from dreamreel.jobs.vid2vid import JOB
-    from dreamreel.recipe import Vid2VidRecipe
+    from dreamreel.recipes.base import Vid2VidRecipe
 
     fields = _video_fields(options)
     fields.update(_given(options, ("seed_mode", "start", "end", "every", "color_match", "batch", "mute")))
@@ -143,8 +143,8 @@ VIDEO_INFO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".m4v", ".avi", 
 def print_video_info(path: Path) -> None:
     """``dreamreel info`` for a video (its container facts and recipe) or a run folder (its progress
     and recipe). A video without our metadata (a GIF) shows the recipe of the run folder beside it."""
-    from dreamreel.recipe import Recipe, recipe_to_toml, run_dir_for
-    from dreamreel.store import RunStore
+    from dreamreel.recipes.base import Recipe, recipe_to_toml, run_dir_for
+    from dreamreel.runs.store import RunStore
 
     if path.is_dir():
         store = RunStore.open(path)
@@ -166,8 +166,8 @@ def print_video_info(path: Path) -> None:
         click.echo("")
         click.echo(recipe_to_toml(recipe).rstrip())
         return
-    from dreamreel.sheet import format_value
-    from dreamreel.video import probe_video
+    from dreamreel.media.sheet import format_value
+    from dreamreel.media.video import probe_video
 
     info = probe_video(path)
     frames = f"{info.frames} frames, " if info.frames else ""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dreamreel.files import png_bytes, write_atomic
+from dreamreel.runs.files import png_bytes, write_atomic
 
 AfterWrite = Callable[[Path], None]
 _STOP = object()

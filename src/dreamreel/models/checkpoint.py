@@ -199,7 +199,7 @@ def _load_clip(state: dict[str, Any], folder: Path, kind: str, name: str) -> Any
 def _tokenizer(folder: Path) -> Any:
     import json
 
-    from dreamreel.tokenizer import build_clip_tokenizer
+    from dreamreel.models.tokenizer import build_clip_tokenizer
 
     config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     return build_clip_tokenizer(pad_token=config["pad_token"])

@@ -77,7 +77,7 @@ def parse_lora_specs(specs: Sequence[str], *, allow_unsafe_pickle: bool = False)
     """Parse and check every ``--lora`` (file exists, safe, finite weight) before anything loads."""
     import math
 
-    from dreamreel.safety import check_weights_file
+    from dreamreel.models.safety import check_weights_file
 
     parsed = []
     for text in specs:
@@ -172,7 +172,7 @@ def _module_index(root: Any) -> dict[str, Any]:
 
 def apply_loras(components: dict[str, Any], specs: Sequence[LoraSpec]) -> list[AppliedLora]:
     """Merge each LoRA into the components' weights, in order; returns what was applied."""
-    from dreamreel.safety import load_weights
+    from dreamreel.models.safety import load_weights
 
     applied = []
     indexes: dict[str, dict[str, Any]] = {}
