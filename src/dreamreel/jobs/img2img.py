@@ -2,50 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
 
-from dreamreel.media.pictures import fit_size, load_image, pil_to_tensor, resize_image
-from dreamreel.jobs.still_pictures import RenderedImage, render_seeds
-from dreamreel.render.renderer import StepCallback
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from dreamreel.models.loading import LoadedModel
-    from dreamreel.recipes.base import Img2ImgRecipe
+from dreamreel.errors import DreamreelError
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.still_pictures import render_seeds, target_size
+from dreamreel.jobs.txt2img import Txt2ImgRecipe
+from dreamreel.media.pictures import RESIZE_MODES, open_image_checked
+from dreamreel.recipes.base import check_choice, check_strength
 
 
-def target_size(
-    model: LoadedModel, source: Image.Image, width: int | None, height: int | None
-) -> tuple[int, int]:
-    """Both sizes given: those. One given: the other follows the picture's aspect. None: the picture's
-    aspect at about the model's native pixel count. Always multiples of 8."""
-    if width and height:
-        return width, height
-    if width or height:
-        src_w, src_h = source.size
-        if width:
-            return width, max(8, round(width * src_h / src_w / 8) * 8)
-        assert height is not None
-        return max(8, round(height * src_w / src_h / 8) * 8), height
-    return fit_size(*source.size, side=model.native_size)
+@dataclass(frozen=True, kw_only=True)
+class Img2ImgRecipe(Txt2ImgRecipe):
+    """Image and text to image (diffusers strength: 0 keeps the picture, 1 ignores it)."""
+
+    job: ClassVar[str] = "img2img"
+
+    image: str = ""
+    strength: float = 0.75
+    resize: str = "crop"
+
+    def check(self) -> None:
+        super().check()
+        check_strength(self.strength, self.steps)
+        check_choice(self, "resize", RESIZE_MODES)
+        if not self.image:
+            raise DreamreelError("img2img needs --image")
+        open_image_checked(self.image)
+
+    def announcement(self) -> str:
+        run = int(self.steps * self.strength)
+        return f"strength {self.strength} of {self.steps} steps: {run} denoising steps run"
 
 
-def img2img(
-    model: LoadedModel,
-    recipe: Img2ImgRecipe,
-    on_step: StepCallback | None = None,
-    source: Image.Image | None = None,
-    positions: Sequence[int] | None = None,
-) -> Iterator[RenderedImage]:
-    """Yield one RenderedImage per seed (``recipe.batch`` seeds per UNet call); ``source`` overrides
-    ``recipe.image`` (an already loaded picture); only the seeds at ``positions`` when given."""
-    recipe.validate()
-    picture = source if source is not None else load_image(recipe.image)
-    width, height = target_size(model, picture, recipe.width, recipe.height)
-    init = pil_to_tensor([resize_image(picture, width, height, recipe.resize)])  # type: ignore[arg-type]
+def plan(recipe: Img2ImgRecipe) -> Plan:
+    return Plan(count=len(recipe.seeds))
+
+
+def frames(context: Context[Img2ImgRecipe]) -> Iterator[Frame]:
+    """The picture is loaded, fitted and VAE-encoded once for every seed."""
+    from dreamreel.media.pictures import load_image, resize_image, to_unit_tensor
+    from dreamreel.render.renderer import Renderer
+
+    model, recipe = context.model, context.recipe
+    picture = load_image(recipe.image)
+    width, height = target_size(model, picture.size, recipe.width, recipe.height)
+    init = to_unit_tensor([resize_image(picture, width, height, recipe.resize)])  # type: ignore[arg-type]
     return render_seeds(
-        model, recipe, width=width, height=height, on_step=on_step, init=init, strength=recipe.strength,
-        positions=positions,
+        model, Renderer(model, recipe.scheduler), recipe, context.wanted, width=width, height=height,
+        on_step=context.on_step, init=init, strength=recipe.strength,
     )  # fmt: skip
+
+
+JOB = Job(
+    name="img2img", recipe=Img2ImgRecipe, plan=plan, frames=frames, stills=True,
+    summary="Image and text to image: one PNG per seed.",
+)  # fmt: skip

@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.runner import VideoJob, VideoPlan
-from dreamreel.recipes.base import VideoRecipe, check_prompt, check_seed, random_seeds, register_recipe
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.recipes.base import VideoRecipe, check_batch, check_prompt
+from dreamreel.recipes.seeds import check_seed, random_seeds
 
 if TYPE_CHECKING:
     import torch
 
-    from dreamreel.jobs.still_pictures import RenderedImage
-    from dreamreel.models.loading import LoadedModel
-    from dreamreel.render.renderer import Renderer, StepCallback
-    from dreamreel.runs.store import RunStore
+    from dreamreel.render.renderer import Renderer
 
 EASINGS = ("linear", "smooth")
 MAX_BETWEEN = 10_000
@@ -61,8 +59,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return mixed.view(a.shape).to(a.dtype)
 
 
-@register_recipe
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class InterpolateRecipe(VideoRecipe):
     """Keyframes are (prompt, seed) pairs; a list of length 1 is used for every keyframe."""
 
@@ -76,22 +73,17 @@ class InterpolateRecipe(VideoRecipe):
     loop: bool = False  # go back to the first keyframe at the end (a seamless loop)
     batch: int = 1  # frames per UNet call (same pictures, faster on a GPU)
 
-    def validate(self) -> None:
-        if not self.prompts:
-            self.prompts = [self.prompt] if self.prompt else []
-        if not self.prompts:
+    def check(self) -> None:
+        prompts = self.keyframe_prompts()
+        if not prompts:
             raise DreamreelError("interpolate needs at least one --prompt")
-        for text in self.prompts:
+        for text in prompts:
             check_prompt("prompt", text)
-        if not self.prompt:
-            self.prompt = self.prompts[0]
-        if not self.seeds:
-            self.seeds = random_seeds(1 if len(self.prompts) > 1 else 2)
-        count = self.keyframe_count()
+        count = max(len(prompts), len(self.seeds) or (1 if len(prompts) > 1 else 2))
         if count < 2:
             raise DreamreelError("interpolate needs two keyframes: give two or more --prompt or --seed")
-        for name, items in (("--prompt", self.prompts), ("--seed", self.seeds)):
-            if len(items) not in (1, count):
+        for name, items in (("--prompt", prompts), ("--seed", self.seeds)):
+            if items and len(items) not in (1, count):
                 raise DreamreelError(
                     f"{len(items)} {name} values for {count} keyframes: give one (used for all) or {count}"
                 )
@@ -100,9 +92,17 @@ class InterpolateRecipe(VideoRecipe):
         if not isinstance(self.frames_between, int) or not 0 <= self.frames_between <= MAX_BETWEEN:
             raise DreamreelError(f"--frames-between must be a whole number from 0 to {MAX_BETWEEN}")
         ease(0.5, self.easing)
-        if not isinstance(self.batch, int) or not 1 <= self.batch <= 64:
-            raise DreamreelError(f"--batch must be from 1 to 64, got {self.batch!r}")
-        super().validate()
+        check_batch(self.batch)
+        super().check()
+
+    def resolved(self) -> InterpolateRecipe:
+        recipe = super().resolved()
+        prompts = recipe.keyframe_prompts()
+        seeds = recipe.seeds or random_seeds(1 if len(prompts) > 1 else 2)
+        return recipe.replace(prompts=prompts, prompt=recipe.prompt or prompts[0], seeds=seeds)
+
+    def keyframe_prompts(self) -> list[str]:
+        return self.prompts or ([self.prompt] if self.prompt else [])
 
     def keyframe_count(self) -> int:
         return max(len(self.prompts), len(self.seeds))
@@ -125,19 +125,17 @@ class InterpolateRecipe(VideoRecipe):
         return k, ease(j / (self.frames_between + 1), self.easing)
 
 
-def interpolate(
-    model: LoadedModel,
-    recipe: InterpolateRecipe,
-    on_step: StepCallback | None = None,
-    *,
-    start: int = 0,
-) -> Iterator[RenderedImage]:
-    """Yield frames ``start`` .. the last; each is txt2img from interpolated noise and conditioning."""
+def plan(recipe: InterpolateRecipe) -> Plan:
+    return Plan(count=recipe.total_frames, fps=recipe.frame_rate())
+
+
+def frames(context: Context[InterpolateRecipe]) -> Iterator[Frame]:
+    """The wanted frames; each is txt2img from interpolated noise and conditioning."""
     import torch
 
     from dreamreel.render.renderer import Renderer, fixed_batches
 
-    recipe.validate()
+    model, recipe = context.model, context.recipe
     renderer = Renderer(model, recipe.scheduler)
     width = recipe.width or model.native_size
     height = recipe.height or model.native_size
@@ -148,8 +146,8 @@ def interpolate(
             noises[seed] = renderer.initial_noise(seed, width, height)
         return noises[seed]
 
-    wanted = range(start, recipe.total_frames)
-    for chunk in fixed_batches(wanted, recipe.total_frames, recipe.batch):  # a resume: the same batches
+    keep = set(context.wanted)
+    for chunk in fixed_batches(sorted(keep), recipe.total_frames, recipe.batch):  # a resume: the same batches
         plans = [_frame_inputs(renderer, recipe, index, noise_of) for index in chunk]
         pictures = renderer.generate(
             [p["cond"] for p in plans],
@@ -159,11 +157,11 @@ def interpolate(
             width=width,
             height=height,
             noise=torch.cat([p["noise"] for p in plans]),
-            on_step=on_step,
+            on_step=context.on_step,
         )
-        for index, plan, picture in zip(chunk, plans, pictures, strict=True):
-            if index >= start:
-                yield _describe(model, renderer, recipe, index, plan, picture.unsqueeze(0), width, height)
+        for index, inputs, picture in zip(chunk, plans, pictures, strict=True):
+            if index in keep:
+                yield _describe(context, renderer, index, inputs, picture.unsqueeze(0), width, height)
 
 
 def _frame_inputs(renderer: Renderer, recipe: InterpolateRecipe, index: int, noise_of: Any) -> dict[str, Any]:
@@ -187,21 +185,21 @@ def _frame_inputs(renderer: Renderer, recipe: InterpolateRecipe, index: int, noi
 
 
 def _describe(
-    model: LoadedModel,
+    context: Context[InterpolateRecipe],
     renderer: Renderer,
-    recipe: InterpolateRecipe,
     index: int,
-    plan: dict[str, Any],
+    inputs: dict[str, Any],
     picture: torch.Tensor,
     width: int,
     height: int,
-) -> RenderedImage:
+) -> Frame:
+    from dreamreel.jobs.still_pictures import infotext
     from dreamreel.media.pictures import tensor_to_pil
-    from dreamreel.jobs.still_pictures import RenderedImage, infotext
 
-    t = plan["t"]
-    prompt_a, prompt_b = plan["prompts"]
-    seed_a, seed_b = plan["seeds"]
+    model, recipe = context.model, context.recipe
+    t = inputs["t"]
+    prompt_a, prompt_b = inputs["prompts"]
+    seed_a, seed_b = inputs["seeds"]
     extra: dict[str, Any] = {"Frame": index}
     if t > 0:
         extra.update({"Interpolation": round(t, 6), "Next seed": seed_b})
@@ -212,39 +210,18 @@ def _describe(
     facts: dict[str, Any] = {
         "frame": index,
         "seed": seed_a,
-        "values": {"keyframe": plan["k"], "t": round(t, 9), "seed_next": seed_b},
+        "values": {"keyframe": inputs["k"], "t": round(t, 9), "seed_next": seed_b},
         "prompt": prompt_a,
         "model_hash": model.model_hash,
     }
     if t > 0 and prompt_b != prompt_a:
         facts["prompt_next"] = prompt_b
-    return RenderedImage(
-        index=index,
-        seed=seed_a,
-        image=tensor_to_pil(picture)[0],
-        recipe=recipe,
-        parameters=parameters,
-        facts=facts,
+    return Frame(
+        index=index, seed=seed_a, image=tensor_to_pil(picture)[0], recipe=recipe, parameters=parameters, facts=facts
     )
 
 
-# -- wiring into the shared video runner -------------------------------------------------------
-
-
-def plan_interpolate(recipe: InterpolateRecipe) -> VideoPlan:
-    return VideoPlan(frames=recipe.total_frames, fps=recipe.frame_rate())
-
-
-def interpolate_frames(
-    model: LoadedModel,
-    recipe: InterpolateRecipe,
-    plan: VideoPlan,
-    *,
-    start: int,
-    store: RunStore,
-    on_step: StepCallback | None = None,
-) -> Iterator[RenderedImage]:
-    return interpolate(model, recipe, on_step, start=start)
-
-
-INTERPOLATE_JOB = VideoJob(name="interpolate", plan=plan_interpolate, frames=interpolate_frames)
+JOB = Job(
+    name="interpolate", recipe=InterpolateRecipe, plan=plan, frames=frames,
+    summary="Smooth video: slerp between seeds' noise, lerp between prompts' embeddings.",
+)  # fmt: skip

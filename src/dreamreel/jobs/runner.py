@@ -1,138 +1,244 @@
-"""The one way every video job (sweep, vid2vid, zoom, interpolate) runs: recipe -> frames -> store -> video.
+"""The one way every job runs: recipe -> plan -> frames -> store -> file, for the CLI, the Python API
+and whatever drives jobs next (a web studio, a cluster).
 
-1. validate the recipe and plan the run (frame count, timing, audio) before any model loads;
-2. create the run folder (or continue one: ``resume=True`` starts at the first unfinished frame);
-3. consume the job's generator of RenderedImage frames into the store, each frame safe on disk
-   before the next starts, with a progress bar;
-4. encode the video from the frames on disk (memory flat; ``--reverse``/``--pingpong`` are only a
-   different order; a resume re-encodes the same way), then reopen and check it.
+1. ``prepare``: resolve the recipe (seeds drawn, names canonical), check it, plan the run: all before
+   any model loads;
+2. open the output: a seed loop's record in its folder (stills), or a run folder (videos; on a resume
+   its finished prefix is kept and checked for exactness);
+3. consume the job's generator of finished frames: stills are written by a background thread, video
+   frames committed in index order to the run folder, each safe before the next is counted;
+4. videos: encode from the frames on disk (memory flat; ``--reverse``/``--pingpong`` are only a
+   different order; a resume re-encodes the same way), then reopen and check it; the job's finish.
 
-A job is two functions (see ``VideoJob``). ``frames`` must be able to start at frame ``start``
-given the earlier finished frames, which it may read back with ``store.read_frame(i)``: PNGs are
-lossless, so a job that feeds quantized frames forward continues exactly as an unbroken run.
+The library never prints: what a person should hear goes to the ``Reporter``.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dreamreel.errors import DreamreelError
+from dreamreel.jobs import job_of, recipe_from_dict
+from dreamreel.jobs.protocol import Context, Job, Plan
+from dreamreel.recipes.base import Recipe, SeedLoopRecipe, VideoRecipe
 from dreamreel.runs.interrupts import resumable
+from dreamreel.runs.seed_loops import SeedLoop, incomplete_loops
+from dreamreel.runs.store import RunStore
 
 if TYPE_CHECKING:
-    from PIL import Image
+    import torch
 
-    from dreamreel.jobs.still_pictures import RenderedImage
     from dreamreel.models.loading import LoadedModel
-    from dreamreel.recipes.base import VideoRecipe
-    from dreamreel.runs.store import RunStore
-    from dreamreel.media.video import AudioSource
+
+
+class Reporter(Protocol):
+    """Where a run tells a person what happens (the CLI draws progress bars; the default is silent)."""
+
+    def message(self, text: str) -> None: ...
+    def begin(self, total: int, unit: str) -> None: ...
+    def step(self, step: int, total: int) -> None: ...
+    def item(self, path: Path | None) -> None: ...
+    def end(self) -> None: ...
+
+
+class Silent:
+    """A Reporter that says nothing."""
+
+    def message(self, text: str) -> None:
+        pass
+
+    def begin(self, total: int, unit: str) -> None:
+        pass
+
+    def step(self, step: int, total: int) -> None:
+        pass
+
+    def item(self, path: Path | None) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
-class VideoPlan:
-    """What a run will produce, known before the model loads."""
+class Prepared:
+    """A job ready to run: its resolved, checked recipe and its plan. Nothing loaded yet."""
 
-    frames: int
-    fps: Fraction
-    times: list[Fraction] | None = None  # each frame's time (s) when the job keeps a source's timing
-    end_time: Fraction | None = None  # when the last frame stops showing (with ``times``)
-    time_base: Fraction | None = None  # the timestamp grid (with ``times``: the source's)
-    audio: AudioSource | None = None  # a job's own sound (vid2vid: the source's); --audio wins
-    overlay: Callable[[int, Image.Image], Image.Image] | None = None  # drawn on frame i when encoding
-
-    def durations(self) -> list[Fraction]:
-        """How long each frame shows, in frame order."""
-        if self.times is None:
-            return [1 / self.fps] * self.frames
-        last_end = self.end_time if self.end_time is not None else self.times[-1] + 1 / self.fps
-        ends = [*self.times[1:], last_end]
-        return [end - time for time, end in zip(self.times, ends, strict=True)]
+    job: Job[Any]
+    recipe: Recipe
+    plan: Plan
 
 
-FramesFn = Callable[..., Iterator["RenderedImage"]]
+def prepare(recipe: Recipe) -> Prepared:
+    """Resolve, check and plan, once, before any model loads."""
+    job = job_of(recipe)
+    resolved = recipe.resolved()
+    resolved.check()
+    plan = job.plan(resolved)
+    if plan.count < 1:
+        raise DreamreelError(f"{job.name}: nothing to render (0 frames)")
+    return Prepared(job, resolved, plan)
 
 
-@dataclass(frozen=True)
-class VideoJob:
-    """A video job: ``plan(recipe) -> VideoPlan`` (no model), and
-    ``frames(model, recipe, plan, *, start, store, on_step) -> Iterator[RenderedImage]`` yielding frames
-    ``start, start+1, ...`` (``item.index`` is the frame number; ``item.facts["values"]`` its values);
-    optionally ``finish(store, recipe, plan)``, run after the video is written."""
-
-    name: str
-    plan: Callable[[Any], VideoPlan]
-    frames: FramesFn
-    finish: Callable[[RunStore, Any, VideoPlan], None] | None = None  # after the video (contact sheet)
-
-
-def video_job(name: str) -> VideoJob:
-    """The VideoJob of a recipe's job name: the one defined in ``dreamreel.jobs.<name>``."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"dreamreel.jobs.{name}")
-    except ImportError:
-        module = None
-    for value in vars(module).values() if module is not None else ():
-        if isinstance(value, VideoJob) and value.name == name:
-            return value
-    raise DreamreelError(f"{name!r} is not a video job (video jobs: sweep, vid2vid, zoom, interpolate)")
-
-
-def run_video_job(
-    job: VideoJob,
-    recipe: VideoRecipe,
+def run_job(
+    recipe: Recipe | Prepared,
     *,
-    quiet: bool = False,
-    resume: bool = False,
+    model: LoadedModel | None = None,
+    reporter: Reporter | None = None,
+    quiet_load: bool = True,
+) -> list[Path]:
+    """Run a job to its files: the pictures of a seed loop, or ``[video]``."""
+    prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe)
+    report = reporter or Silent()
+    if prepared.job.stills:
+        return _run_stills(prepared, None, model, report, quiet_load)
+    return [_run_video(prepared, model, report, quiet_load, resume=False, force=False)]
+
+
+def resume(
+    target: str | Path,
+    *,
     force: bool = False,
     model: LoadedModel | None = None,
-    echo: Callable[[str], None] | None = None,
-) -> Path:
-    """Run (or resume) a video job to its video file; returns the video's path."""
-    from dreamreel.cli.progress import Progress
-    from dreamreel.runs.store import RunStore
+    reporter: Reporter | None = None,
+    quiet_load: bool = True,
+) -> list[Path]:
+    """Finish interrupted work: a video's run folder (``NAME.run`` or ``NAME.mp4``), or every
+    incomplete seed loop of an output folder. Finished frames are kept; the rest render exactly as
+    an unbroken run would have rendered them."""
+    report = reporter or Silent()
+    folder = Path(target)
+    if folder.suffix.lower() in (".mp4", ".gif", ".webm") and not folder.is_dir():
+        folder = folder.with_suffix(".run")
+    if not folder.is_dir():
+        raise DreamreelError(f"{str(target)!r} is not a run folder or an output folder")
+    if RunStore.is_run_folder(folder):
+        recipe = recipe_of_run(folder)
+        prepared = prepare(recipe)
+        return [_run_video(prepared, model, report, quiet_load, resume=True, force=force)]
+    loops = incomplete_loops(folder, recipe_from_dict)
+    if not loops:
+        report.message(f"nothing to resume in {folder}")
+        return []
+    written: list[Path] = []
+    for loop in loops:
+        prepared = prepare(loop.recipe)
+        written += _run_stills(prepared, loop, model, report, quiet_load)
+    return written
 
-    say = echo or _stderr
-    recipe.validate()  # everything checked before the model loads
-    plan = job.plan(recipe)
-    if plan.frames < 1:
-        raise DreamreelError(f"{job.name}: nothing to render (0 frames)")
+
+def recipe_of_run(folder: str | Path) -> Recipe:
+    """A run folder's recipe; a moved run folder keeps its video beside it."""
+    folder = Path(folder)
+    recipe = recipe_from_dict(RunStore.open(folder).recipe_data())
+    if isinstance(recipe, VideoRecipe) and recipe.run_dir.resolve() != folder.resolve():
+        recipe = recipe.replace(output=str(folder.with_suffix(Path(recipe.output).suffix)))
+    return recipe
+
+
+def history_of(store: RunStore) -> Any:
+    """Finished frame i as the job held it: [1, 3, H, W] in [0, 1], ``byte / 255`` exactly."""
+    from dreamreel.media.pictures import to_unit_tensor
+
+    def history(index: int) -> torch.Tensor:
+        return to_unit_tensor([store.read_frame(index)])
+
+    return history
+
+
+# -- seed loops ---------------------------------------------------------------------------------
+
+
+def _run_stills(
+    prepared: Prepared,
+    loop: SeedLoop | None,
+    model: LoadedModel | None,
+    report: Reporter,
+    quiet_load: bool,
+) -> list[Path]:
+    from dreamreel.runs.writer import BackgroundWriter
+
+    recipe = prepared.recipe
+    assert isinstance(recipe, SeedLoopRecipe)
+    if loop is None:
+        loop = SeedLoop.start(recipe)
+        wanted: Sequence[int] = list(range(len(recipe.seeds)))
+    else:
+        wanted = loop.missing_positions()
+        report.message(f"resuming {loop.record.name}: {len(wanted)} of {len(recipe.seeds)} pictures to render")
+    model = model or _load(recipe, report, quiet_load)
+    written: list[Path] = []
+
+    def done(paths: list[Path]) -> None:
+        for path in paths:
+            written.append(path)
+            report.item(path)
+
+    with resumable(f"dreamreel resume {shlex.quote(str(loop.folder))}"):
+        report.begin(len(wanted), "image")
+        try:
+            context = Context(model, recipe, prepared.plan, wanted, on_step=report.step)
+            with BackgroundWriter() as writer:
+                for frame in prepared.job.frames(context):
+                    writer.submit(loop.picture_path(frame.index), frame.image, frame.png_info())
+                    done(writer.written())
+            done(writer.written())
+        finally:
+            report.end()
+    loop.finished()
+    return written
+
+
+# -- videos -------------------------------------------------------------------------------------
+
+
+def _run_video(
+    prepared: Prepared,
+    model: LoadedModel | None,
+    report: Reporter,
+    quiet_load: bool,
+    *,
+    resume: bool,
+    force: bool,
+) -> Path:
+    job, recipe, plan = prepared.job, prepared.recipe, prepared.plan
+    assert isinstance(recipe, VideoRecipe)
     if resume:
         store = RunStore.open(recipe.run_dir)
-        _check_resumable(store.resume_conflicts(), store, force, say)
+        _check_resumable(store.resume_conflicts(), store, force, report)
         start = len(store.done())
         store.truncate(start)
     else:
         store = RunStore.create(recipe.run_dir, recipe)
         start = 0
-    if start < plan.frames:
+    if start < plan.count:
         if model is None:
-            model = _load(recipe, quiet, say)
+            model = _load(recipe, report, quiet_load)
         conflict = store.model_conflict(model.model_hash)
-        _check_resumable([conflict] if conflict else [], store, force, say)
+        _check_resumable([conflict] if conflict else [], store, force, report)
     with resumable(f"dreamreel resume {shlex.quote(str(store.folder))}"):
-        if start < plan.frames:
+        if start < plan.count:
             assert model is not None
-            with Progress(plan.frames - start, unit="frame", quiet=quiet) as progress:
-                frames = job.frames(model, recipe, plan, start=start, store=store, on_step=progress.on_step)
-                for item in frames:
-                    time = plan.times[item.index] if plan.times is not None else None
-                    store.save(item, time=time)
-                    progress.item_done()
-        output = encode_run(store, recipe, plan, quiet=quiet)
+            report.begin(plan.count - start, "frame")
+            try:
+                wanted = range(start, plan.count)
+                context = Context(model, recipe, plan, wanted, history_of(store), report.step)
+                for frame in job.frames(context):
+                    time = plan.times[frame.index] if plan.times is not None else None
+                    store.save(frame, time=time)
+                    report.item(None)
+            finally:
+                report.end()
+        output = encode_run(store, recipe, plan, report)
     if job.finish is not None:
-        job.finish(store, recipe, plan)
-    if not quiet:
-        say(f"run folder: {store.folder}")
-    print(output)
+        job.finish(recipe, plan, store)
+    report.message(f"run folder: {store.folder}")
     return output
 
 
@@ -147,19 +253,20 @@ def playback_order(count: int, reverse: bool, pingpong: bool) -> list[int]:
     return order
 
 
-def encode_run(store: RunStore, recipe: VideoRecipe, plan: VideoPlan, *, quiet: bool = False) -> Path:
+def encode_run(store: RunStore, recipe: VideoRecipe, plan: Plan, report: Reporter | None = None) -> Path:
     """Encode the finished frames on disk into ``recipe.output``, checked after writing."""
     from dreamreel import __version__
-    from dreamreel.cli.progress import Progress
     from dreamreel.media.video import AudioSource, VideoWriter
 
+    report = report or Silent()
     finished = len(store.done())
-    if finished < plan.frames:
+    if finished < plan.count:
         raise DreamreelError(
-            f"{store.folder} has {finished} of {plan.frames} frames; "
+            f"{store.folder} has {finished} of {plan.count} frames; "
             f"finish it with: dreamreel resume {store.folder}"
         )
-    order = playback_order(plan.frames, recipe.reverse, recipe.pingpong)
+    assert plan.fps is not None
+    order = playback_order(plan.count, recipe.reverse, recipe.pingpong)
     durations = plan.durations()
     uniform = plan.times is None
     audio = AudioSource(recipe.audio, copy=True) if recipe.audio else plan.audio
@@ -179,21 +286,24 @@ def encode_run(store: RunStore, recipe: VideoRecipe, plan: VideoPlan, *, quiet: 
     )
     time = Fraction(0)
     try:
-        with Progress(len(order), unit="encoded frame", quiet=quiet) as progress:
+        report.begin(len(order), "encoded frame")
+        try:
             for index in order:
                 picture = first if index == 0 else store.read_frame(index)
                 if plan.overlay is not None:
                     picture = plan.overlay(index, picture)
                 writer.add(picture, None if uniform else time)
                 time += durations[index]
-                progress.item_done()
+                report.item(None)
+        finally:
+            report.end()
     except BaseException:
         writer.abort()
         raise
     return writer.close(end_time=time)
 
 
-def _check_resumable(problems: list[str], store: RunStore, force: bool, say: Callable[[str], None]) -> None:
+def _check_resumable(problems: list[str], store: RunStore, force: bool, report: Reporter) -> None:
     """Refuse a resume that would not be exact, unless forced (and then record that it was)."""
     if not problems:
         return
@@ -202,19 +312,12 @@ def _check_resumable(problems: list[str], store: RunStore, force: bool, say: Cal
             f"resuming {store.folder} would not be exact: {'; '.join(problems)}. "
             "Re-run it from its recipe, or resume anyway with --force"
         )
-    say(f"resuming anyway (--force): {'; '.join(problems)}")
+    report.message(f"resuming anyway (--force): {'; '.join(problems)}")
     store.record_forced(problems)
 
 
-def _load(recipe: VideoRecipe, quiet: bool, say: Callable[[str], None]) -> LoadedModel:
+def _load(recipe: Recipe, report: Reporter, quiet: bool) -> LoadedModel:
     from dreamreel.models.loading import load_model_for
 
-    if not quiet:
-        say(f"loading model {recipe.model} ...")
+    report.message(f"loading model {recipe.model} ...")
     return load_model_for(recipe, quiet=quiet)
-
-
-def _stderr(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr)

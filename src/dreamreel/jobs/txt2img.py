@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
 
-from dreamreel.jobs.still_pictures import RenderedImage, render_seeds
-from dreamreel.render.renderer import StepCallback
-
-if TYPE_CHECKING:
-    from dreamreel.models.loading import LoadedModel
-    from dreamreel.recipes.base import Txt2ImgRecipe
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.still_pictures import render_seeds
+from dreamreel.recipes.base import SeedLoopRecipe
 
 
-def txt2img(
-    model: LoadedModel,
-    recipe: Txt2ImgRecipe,
-    on_step: StepCallback | None = None,
-    positions: Sequence[int] | None = None,
-) -> Iterator[RenderedImage]:
-    """Yield one RenderedImage per seed of the recipe, in order (``recipe.batch`` seeds per UNet call);
-    only the seeds at ``positions`` when given (resuming a seed loop)."""
-    recipe.validate()
-    width = recipe.width or model.native_size
-    height = recipe.height or model.native_size
-    return render_seeds(model, recipe, width=width, height=height, on_step=on_step, positions=positions)
+@dataclass(frozen=True, kw_only=True)
+class Txt2ImgRecipe(SeedLoopRecipe):
+    """Text to image, one PNG per seed."""
+
+    job: ClassVar[str] = "txt2img"
+
+
+def plan(recipe: Txt2ImgRecipe) -> Plan:
+    return Plan(count=len(recipe.seeds))
+
+
+def frames(context: Context[Txt2ImgRecipe]) -> Iterator[Frame]:
+    from dreamreel.render.renderer import Renderer
+
+    model, recipe = context.model, context.recipe
+    return render_seeds(
+        model, Renderer(model, recipe.scheduler), recipe, context.wanted,
+        width=recipe.width or model.native_size, height=recipe.height or model.native_size,
+        on_step=context.on_step,
+    )  # fmt: skip
+
+
+JOB = Job(
+    name="txt2img", recipe=Txt2ImgRecipe, plan=plan, frames=frames, stills=True,
+    summary="Text to image: one PNG per seed.",
+)  # fmt: skip

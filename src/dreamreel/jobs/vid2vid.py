@@ -1,181 +1,233 @@
 """Video to video: the guide's phone video, split into frames, each re-dreamed with one prompt, joined.
 
-Reading top to bottom: plan the source's frames and timing (before any model loads), then per
-frame: resize the upright source frame, optionally blend in the previous output (``--feedback``),
-img2img it with the frame's seed and values (``--batch`` frames per UNet call when they are
-independent and share steps, strength and guidance), optionally pull its colours toward the source
-frame or the first output (``--color-match``). The video keeps the source's exact frame times and
-its sound, copied untouched. strength, guidance, steps, color_strength and feedback may be keyframe
-schedules over the selected frames (see ``Vid2VidRecipe.values_at``).
+Reading top to bottom: plan the source's frames and timing (one opening of the source, before any
+model loads), then per frame: fit the upright source frame, optionally blend in the previous output
+(``--feedback``), img2img it with the frame's seed and values (``--batch`` frames per UNet call when
+they are independent and share steps, strength and guidance), optionally pull its colours toward the
+source frame or the first output (``--color-match``). The video keeps the source's exact frame
+times and its sound, copied untouched. strength, guidance, steps, color_strength and feedback may be
+keyframe schedules over the selected frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from fractions import Fraction
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.runner import VideoJob, VideoPlan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.recipes.base import (
+    GUIDANCE,
+    STEPS,
+    STRENGTH,
+    Scheduled,
+    Schedulable,
+    VideoRecipe,
+    check_batch,
+    check_choice,
+    check_seed_settings,
+)
+from dreamreel.recipes.seeds import random_seeds
 
 if TYPE_CHECKING:
-    import numpy as np
-    from PIL import Image
+    import torch
 
-    from dreamreel.jobs.still_pictures import RenderedImage
-    from dreamreel.models.loading import LoadedModel
-    from dreamreel.recipes.base import Vid2VidRecipe
-    from dreamreel.render.renderer import StepCallback
-    from dreamreel.runs.store import RunStore
+COLOR_MATCH_MODES = ("none", "source", "first")
 
 
-def plan(recipe: Vid2VidRecipe) -> VideoPlan:
-    """The selected source frames' times; the source's exact timing unless ``--fps`` retimes them."""
-    from dreamreel.media.video import AudioSource, frame_times, probe_video
+@dataclass(frozen=True, kw_only=True)
+class Vid2VidRecipe(VideoRecipe):
+    """Every frame of a video through img2img; the source's rate, timestamps and sound kept.
 
-    info = probe_video(recipe.video)
-    times = frame_times(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every)
+    ``fps`` None keeps the source's exact timing (a number retimes the frames to that rate). Sizes:
+    neither given, the source's aspect at about the model's native size; one given, the other follows
+    the aspect; both given, the frames are cropped to fill them. Always multiples of 8.
+    """
+
+    job: ClassVar[str] = "vid2vid"
+    SCHEDULED = (
+        STRENGTH, GUIDANCE, STEPS, Scheduled("color_strength", 0, 1), Scheduled("feedback", 0, 1),
+    )  # fmt: skip
+
+    steps: Schedulable = 50  # type: ignore[assignment]
+    guidance: Schedulable = 7.5  # type: ignore[assignment]
+    video: str = ""
+    fps: str | int | float | None = None
+    strength: Schedulable = 0.5
+    seed: int | None = None  # None: one random seed, drawn and recorded
+    seed_mode: str = "fixed"  # fixed: one seed for all frames (steadier); see recipes.seeds
+    start: float | None = None  # seconds into the source
+    end: float | None = None
+    every: int = 1
+    color_match: str = "none"  # none | source (each frame to its source frame) | first (to output 0)
+    color_strength: Schedulable = 1.0
+    feedback: Schedulable = 0.0  # blend the previous output into the next input by this much
+    batch: int = 1
+    mute: bool = False  # leave the source's sound out
+
+    def check(self) -> None:
+        if not self.video:
+            raise DreamreelError("vid2vid needs --video")
+        super().check()
+        check_seed_settings(self)
+        if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1:
+            raise DreamreelError(f"--every must be a whole number of at least 1, got {self.every}")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise DreamreelError(f"--{name} must be seconds >= 0, got {value}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise DreamreelError(f"--end {self.end} must come after --start {self.start}")
+        check_choice(self, "color_match", COLOR_MATCH_MODES)
+        check_batch(self.batch)
+
+    def resolved(self) -> Vid2VidRecipe:
+        recipe = super().resolved()
+        return recipe if recipe.seed is not None else recipe.replace(seed=random_seeds(1)[0])
+
+    def check_together(self, values: dict[str, Any], index: int) -> None:
+        super().check_together(values, index)
+        if self.batch > 1 and values["feedback"] > 0:
+            raise DreamreelError("--batch needs independent frames, but --feedback chains each to the one before")
+
+    def feeds_back(self) -> bool:
+        return not (self.is_plain_setting("feedback") and self.feedback == 0)
+
+
+def plan(recipe: Vid2VidRecipe) -> Plan:
+    """The selected source frames' times (the source opened once); the source's exact timing unless
+    ``--fps`` retimes them; every frame's values, checked."""
+    from dreamreel.media.video import AudioSource, survey_video
+
+    info, times = survey_video(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every)
     if not times:
+        if recipe.start is not None and info.duration is not None and recipe.start >= info.duration:
+            raise DreamreelError(
+                f"--start {recipe.start} is past the end of {recipe.video!r} ({info.duration:.2f}s)"
+            )
         raise DreamreelError(f"{recipe.video!r} has no frames between the chosen --start and --end")
+    values = recipe.checked_values(len(times))
+    facts = {"source": info}
     if recipe.fps is not None:  # retimed: frame i at i / fps, and the source's sound no longer fits
-        return VideoPlan(frames=len(times), fps=recipe.frame_rate())
+        return Plan(count=len(times), values=values, fps=recipe.frame_rate(), facts=facts)
     first = times[0]
     step = recipe.every / info.rate  # how long the last frame shows: one (selected) frame's time
     audio = None
     if info.audio_codec and not recipe.mute and not recipe.output.lower().endswith(".gif"):  # GIF: no sound
         audio = AudioSource(recipe.video, start=first, copy=True)
-    return VideoPlan(
-        frames=len(times),
+    return Plan(
+        count=len(times),
+        values=values,
         fps=info.rate / recipe.every,
         times=[t - first for t in times],
         end_time=times[-1] - first + step,
         time_base=info.time_base,
         audio=audio,
+        facts=facts,
     )
 
 
-def frames(
-    model: LoadedModel,
-    recipe: Vid2VidRecipe,
-    plan: VideoPlan,
-    *,
-    start: int = 0,
-    store: RunStore | None = None,
-    on_step: StepCallback | None = None,
-) -> Iterator[RenderedImage]:
-    """Frames ``start, ...``; earlier finished frames (for --feedback and --color-match first) are
-    read back from ``store``: PNGs are lossless, so a resumed run continues exactly."""
-    from dreamreel.media.pictures import pil_to_tensor, resize_image, tensor_to_pil
-    from dreamreel.jobs.img2img import target_size
-    from dreamreel.render.renderer import Renderer
-    from dreamreel.media.video import probe_video, read_frames
+def needs(recipe: Vid2VidRecipe, index: int) -> Sequence[int]:
+    wanted = set()
+    if recipe.feeds_back() and index > 0:
+        wanted.add(index - 1)
+    if recipe.color_match == "first" and index > 0:
+        wanted.add(0)
+    return sorted(wanted)
 
-    info = probe_video(recipe.video)
-    width, height = target_size(
-        model, SimpleNamespace(size=(info.width, info.height)), recipe.width, recipe.height
-    )  # type: ignore[arg-type]
+
+def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
+    """The wanted frames (a suffix of the run); earlier finished frames (for --feedback and
+    --color-match first) come from the history: exact 8-bit pictures, so a resume continues exactly."""
+    import torch
+
+    from dreamreel.jobs.still_pictures import infotext, target_size
+    from dreamreel.media.pictures import quantize, resize_image, tensor_to_pil, to_unit_tensor
+    from dreamreel.media.treatments import color_match
+    from dreamreel.media.video import read_frames
+    from dreamreel.render.renderer import Renderer, effective_steps
+
+    model, recipe, plan = context.model, context.recipe, context.plan
+    info = plan.facts["source"]
+    width, height = target_size(model, (info.width, info.height), recipe.width, recipe.height)
     renderer = Renderer(model, recipe.scheduler)
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
-    values = recipe.all_values(plan.frames)  # every frame's strength, guidance, steps, ... (schedules)
+    values = plan.values
     # Batches are fixed from frame 0, so a resume renders the batch holding frame ``start`` whole
     # (its earlier frames again, identical, not yielded): every frame comes out of its first batch.
-    batches = _batches(values, recipe.batch, start)
-    first = batches[0][0] if batches else start
-    first_output = previous = None
-    if first > 0 and store is not None:
+    batches = _batches(values, recipe.batch, context.start)
+    first = batches[0][0] if batches else context.start
+    first_output: torch.Tensor | None = None
+    previous: torch.Tensor | None = None
+    if first > 0 and context.history is not None:
         if recipe.color_match == "first":
-            first_output = _array(store.read_frame(0))
-        if any(v["feedback"] > 0 for v in values):  # then --batch is 1 (checked): first == start
-            previous = _array(store.read_frame(first - 1))
+            first_output = context.history(0)
+        if recipe.feeds_back():  # then --batch is 1 (checked): first == start
+            previous = context.history(first - 1)
     source = read_frames(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every, skip=first)
     numbered = enumerate(source, first)
     for batch in batches:
         chunk = [next(numbered) for _ in batch]
         v = values[chunk[0][0]]  # the same steps, strength and guidance for the whole chunk
-        sources = [_array(resize_image(f.image.convert("RGB"), width, height, "crop")) for _, f in chunk]
+        sources = to_unit_tensor([resize_image(f.image, width, height, "crop") for _, f in chunk])
         # with --batch > 1 feedback is 0 throughout (checked): no frame needs the one before it in a chunk
-        inputs = [_fed(s, previous, values[i]["feedback"]) for (i, _), s in zip(chunk, sources, strict=True)]
-        seeds = [recipe.frame_seed(i) for i, _ in chunk]
+        inputs = [
+            _fed(sources[j : j + 1], previous, values[i]["feedback"]) for j, (i, _) in enumerate(chunk)
+        ]
+        seeds = [recipe.seed_of(i) for i, _ in chunk]
         pictures = renderer.generate(
-            [conditioning] * len(chunk),
-            seeds,
-            steps=v["steps"],
-            guidance=v["guidance"],
-            width=width,
-            height=height,
-            init_images=pil_to_tensor([_image(a) for a in inputs]),
-            strength=v["strength"],
-            on_step=on_step,
-        )
-        for (index, frame), source_array, picture, seed in zip(
-            chunk, sources, tensor_to_pil(pictures), seeds, strict=True
-        ):
-            output = _array(picture)
+            [conditioning] * len(chunk), seeds, steps=v["steps"], guidance=v["guidance"], width=width,
+            height=height, init_images=torch.cat(inputs), strength=v["strength"], on_step=context.on_step,
+        )  # fmt: skip
+        for j, ((index, frame), seed) in enumerate(zip(chunk, seeds, strict=True)):
+            output = quantize(pictures[j : j + 1])
             pull = values[index]["color_strength"]
             if recipe.color_match == "source":
-                output = _match(output, source_array, pull)
+                output = color_match(output, sources[j : j + 1], strength=pull)
             elif recipe.color_match == "first":
                 if first_output is None:
                     first_output = output  # frame 0 is the reference, unchanged
                 else:
-                    output = _match(output, first_output, pull)
+                    output = color_match(output, first_output, strength=pull)
             previous = output
-            if index >= start:
-                yield _rendered(
-                    model,
-                    renderer,
-                    recipe,
-                    index,
-                    seed,
-                    _image(output),
-                    frame.time,
-                    width,
-                    height,
-                    values[index],
-                )
+            if index < context.start:
+                continue
+            frame_values = values[index]
+            parameters = infotext(
+                model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=frame_values["steps"],
+                guidance=frame_values["guidance"], seed=seed, width=width, height=height,
+                strength=frame_values["strength"], extra={"Frame": index},
+            )  # fmt: skip
+            yield Frame(
+                index=index,
+                seed=seed,
+                image=tensor_to_pil(output)[0],
+                recipe=recipe.replace(width=width, height=height, scheduler=renderer.scheduler_name),
+                parameters=parameters,
+                facts={
+                    "model_hash": model.model_hash,
+                    "effective_steps": effective_steps(frame_values["steps"], frame_values["strength"]),
+                    "values": {"source_time": round(float(frame.time), 6), **frame_values},
+                },
+            )
 
 
-def _render_key(values: dict[str, Any]) -> tuple[Any, ...]:
+def _fed(source: torch.Tensor, previous: torch.Tensor | None, amount: float) -> torch.Tensor:
+    """A frame's img2img input: the source, with ``amount`` of the previous output blended in, on the
+    8-bit grid (so the input is the same whether the previous output came from memory or its PNG)."""
+    from dreamreel.media.pictures import quantize
+    from dreamreel.media.treatments import blend
+
+    return quantize(blend(source, previous, amount)) if previous is not None and amount > 0 else source
+
+
+def _render_key(values: Any) -> tuple[Any, ...]:
     """Frames may share a UNet call only when everything the denoising loop takes is equal."""
     return values["steps"], values["strength"], values["guidance"]
 
 
-def _rendered(
-    model: LoadedModel,
-    renderer: Any,
-    recipe: Vid2VidRecipe,
-    index: int,
-    seed: int,
-    image: Image.Image,
-    source_time: Fraction,
-    width: int,
-    height: int,
-    values: dict[str, Any],
-) -> RenderedImage:
-    from dreamreel.jobs.still_pictures import RenderedImage, infotext
-    from dreamreel.render.renderer import effective_steps
-
-    parameters = infotext(
-        model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=values["steps"],
-        guidance=values["guidance"], seed=seed, width=width, height=height, strength=values["strength"],
-        extra={"Frame": index},
-    )  # fmt: skip
-    return RenderedImage(
-        index=index,
-        seed=seed,
-        image=image,
-        recipe=recipe.replace(width=width, height=height, scheduler=renderer.scheduler_name),
-        parameters=parameters,
-        facts={
-            "model_hash": model.model_hash,
-            "effective_steps": effective_steps(values["steps"], values["strength"]),
-            "values": {"source_time": round(float(source_time), 6), **values},
-        },
-    )
-
-
-def _batches(values: list[dict[str, Any]], size: int, start: int) -> list[list[int]]:
+def _batches(values: Sequence[Any], size: int, start: int) -> list[list[int]]:
     """Frame indices per UNet call, fixed by position from frame 0: runs of consecutive frames with
     equal steps, strength and guidance, cut every ``size`` frames; only the batches holding a frame
     >= ``start``. A batch's pictures equal single renders only within rounding, so a resume must
@@ -190,35 +242,8 @@ def _batches(values: list[dict[str, Any]], size: int, start: int) -> list[list[i
     return [batch for batch in batches if batch[-1] >= start]
 
 
-def _array(picture: Image.Image) -> np.ndarray:
-    import numpy as np
-
-    return np.asarray(picture.convert("RGB"), dtype=np.uint8)
-
-
-def _image(array: np.ndarray) -> Image.Image:
-    from PIL import Image as PILImage
-
-    return PILImage.fromarray(array)
-
-
-def _fed(source: np.ndarray, previous: np.ndarray | None, amount: float) -> np.ndarray:
-    """A frame's img2img input: the source, with ``amount`` of the previous output blended in."""
-    return _blend(source, previous, amount) if previous is not None and amount > 0 else source
-
-
-def _blend(source: np.ndarray, previous: np.ndarray, amount: float) -> np.ndarray:
-    """(1 - amount) of the source frame plus ``amount`` of the previous output, on the 8-bit grid."""
-    import numpy as np
-
-    mixed = source.astype(np.float64) * (1 - amount) + previous.astype(np.float64) * amount
-    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
-
-
-def _match(picture: np.ndarray, reference: np.ndarray, strength: float) -> np.ndarray:
-    from dreamreel.media.lab_transfer import color_match
-
-    return color_match(picture, reference, strength)
-
-
-JOB = VideoJob("vid2vid", plan, frames)
+JOB = Job(
+    name="vid2vid", recipe=Vid2VidRecipe, plan=plan, frames=frames, needs=needs,
+    independent=False,  # feedback and colour match "first" chain frames; plain ones batch anyway
+    summary="Every frame of a video through img2img: same timing, same sound, upright.",
+)  # fmt: skip

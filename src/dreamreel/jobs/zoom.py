@@ -12,89 +12,55 @@ put through img2img with the prompt; or plain txt2img. Every later frame n, in t
 4. seeded noise;
 5. img2img with frame n's strength, guidance, steps, prompt and seed.
 
-Every numeric setting is a keyframe schedule (see schedule.py). A frame is a pure function of the
-recipe and the earlier frames as 8-bit pictures (what is fed back is quantized, the colour reference
-is a finished frame), so ``zoom(..., start=k, history=read_frame)`` continues a run exactly.
+Every numeric setting is a keyframe schedule (see keyframes.py). A frame is a pure function of the
+recipe and the earlier frames as 8-bit pictures: what is fed forward is the quantized picture, and a
+resume reads earlier frames back through the same conversion (``media.pictures.to_unit_tensor``), so
+the frame in memory and the frame from its PNG are the same floats and a resume continues exactly.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.runner import VideoJob, VideoPlan
-from dreamreel.recipes.base import MAX_SEED, MAX_STEPS, VideoRecipe, check_seed, register_recipe
-from dreamreel.keyframes import PromptSchedule, Schedule, parse_prompts, parse_schedule
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.keyframes import PromptSchedule, parse_prompts
+from dreamreel.media.treatments import BORDERS, COLOR_SPACES
+from dreamreel.recipes.base import (
+    GUIDANCE,
+    STEPS,
+    STRENGTH,
+    Scheduled,
+    Schedulable,
+    VideoRecipe,
+    check_choice,
+    check_frames,
+    check_seed_settings,
+)
 
 if TYPE_CHECKING:
     import torch
-    from PIL import Image
 
-    from dreamreel.jobs.still_pictures import RenderedImage
     from dreamreel.models.loading import LoadedModel
-    from dreamreel.render.renderer import Conditioning, Renderer, StepCallback
-    from dreamreel.runs.store import RunStore
+    from dreamreel.render.renderer import Conditioning, Renderer
 
-MAX_FRAMES = 100_000
-SEED_MODES = ("fixed", "iter", "random", "ladder", "alternate")
 COLOR_MATCH = ("none", "first", "previous")
-BORDERS = ("replicate", "reflect", "wrap")
-COLOR_SPACES = ("lab", "rgb", "hsv")
-
-# The numeric settings that take schedules, with the check each frame's value must pass.
-SCHEDULED = (
-    "zoom",
-    "angle",
-    "tx",
-    "ty",
-    "strength",
-    "guidance",
-    "steps",
-    "noise",
-    "contrast",
-    "blend_back",
-    "color_strength",
-)
-
-Schedulable = str | float | int
+STARTS = ("noise", "txt2img")  # or the path of an image
 
 
-def frame_seed(base: int, index: int, mode: str) -> int:
-    """A frame's seed, a pure function of (base seed, frame index, mode).
-
-    fixed: always the base. iter: base + n. random: a fresh seed per frame drawn from a hash of
-    (base, n), so it is reproducible. ladder (Deforum's): +2, -1, +2, -1 ... i.e. base, base+2, base+1,
-    base+3, base+2, ...: slowly climbing, every seed used twice, two frames apart. alternate: base,
-    base+1, base, base+1, ...: two looks taking turns, a flicker between two dreams.
-    """
-    if mode == "fixed":
-        seed = base
-    elif mode == "iter":
-        seed = base + index
-    elif mode == "random":
-        digest = hashlib.sha256(f"dreamreel-seed:{base}:{index}".encode()).digest()
-        seed = int.from_bytes(digest[:8], "big")
-    elif mode == "ladder":
-        seed = base + (index // 2 if index % 2 == 0 else (index + 3) // 2)
-    elif mode == "alternate":
-        seed = base + index % 2
-    else:
-        raise DreamreelError(f"unknown seed mode {mode!r}; choose one of {', '.join(SEED_MODES)}")
-    return seed % (MAX_SEED + 1)
-
-
-@register_recipe
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ZoomRecipe(VideoRecipe):
     """The feedback zoom film; defaults follow the guide (seed 1, guidance 8.5, strength 0.5, 50 steps)."""
 
     job: ClassVar[str] = "zoom"
-    scheduled: ClassVar[tuple[str, ...]] = SCHEDULED
+    SCHEDULED = (
+        Scheduled("zoom", 0, above=True), Scheduled("angle"), Scheduled("tx"), Scheduled("ty"),
+        STRENGTH, GUIDANCE, STEPS, Scheduled("noise", 0), Scheduled("contrast", 0),
+        Scheduled("blend_back", 0, 1), Scheduled("color_strength", 0, 1),
+    )  # fmt: skip
 
     prompt: str = ""
     prompts: str = ""  # keyframed prompts "0:a cat, 60:a dog" (or a file of such lines); wins over prompt
@@ -120,73 +86,33 @@ class ZoomRecipe(VideoRecipe):
     noise: Schedulable = 0.0
     start: str = "noise"  # noise | txt2img | path of an image
 
-    # -- checks -------------------------------------------------------------------------------
-
-    def validate(self) -> None:
-        # The shared checks want plain numbers: give them the schedules' largest values, then check
-        # every frame of every schedule below.
-        for name in SCHEDULED:
-            self.schedule(name)
-        if (
-            not isinstance(self.frames, int)
-            or isinstance(self.frames, bool)
-            or not 1 <= self.frames <= MAX_FRAMES
-        ):
-            raise DreamreelError(
-                f"--frames must be a whole number from 1 to {MAX_FRAMES}, got {self.frames!r}"
-            )
-        check_seed(self.seed)
-        if self.seed_mode not in SEED_MODES:
-            raise DreamreelError(
-                f"unknown --seed-mode {self.seed_mode!r}; choose one of {', '.join(SEED_MODES)}"
-            )
-        values = self.all_values()
-        probe = _shared_probe(self, values)
-        probe.validate()
-        self.scheduler = probe.scheduler
+    def check(self) -> None:
+        check_frames(self.frames)
+        check_seed_settings(self)
+        super().check()
         if not self.prompt.strip() and not self.prompts.strip():
             raise DreamreelError("zoom needs a PROMPT or --prompts")
-        self.prompts = self._prompts_text()  # a file's prompts go into the recipe: re-runs need no file
         self.prompt_schedule()
-        for name, allowed in (
-            ("border", BORDERS),
-            ("color_match", COLOR_MATCH),
-            ("color_space", COLOR_SPACES),
-        ):
-            if getattr(self, name) not in allowed:
-                flag = "--" + name.replace("_", "-")
-                raise DreamreelError(
-                    f"unknown {flag} {getattr(self, name)!r}; choose one of {', '.join(allowed)}"
-                )
+        check_choice(self, "border", BORDERS)
+        check_choice(self, "color_match", COLOR_MATCH)
+        check_choice(self, "color_space", COLOR_SPACES)
         if self.tint:
             self.tint_color()
-        if self.start not in ("noise", "txt2img"):
+        if self.start not in STARTS:
             from dreamreel.media.pictures import open_image_checked
 
             open_image_checked(self.start)
-        for n, frame in enumerate(values):
-            _check_frame(n, frame, first=n == 0 and self.start == "txt2img")
 
-    def schedule(self, name: str) -> Schedule:
-        value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise DreamreelError(f"--{name.replace('_', '-')} must be a number or a schedule, got {value!r}")
-        return _parsed(value, name)
+    def resolved(self) -> ZoomRecipe:
+        """A prompts file's lines go into the recipe: re-runs need no file."""
+        recipe = super().resolved()
+        text = recipe.prompts_text()
+        return recipe if text == recipe.prompts else recipe.replace(prompts=text)
 
-    def seed_at(self, index: int) -> int:
-        return frame_seed(self.seed, index, self.seed_mode)
+    def unchecked(self, index: int) -> tuple[str, ...]:
+        return ("strength",) if index == 0 and self.start == "txt2img" else ()
 
-    def values_at(self, index: int) -> dict[str, float]:
-        """Every scheduled setting's value at frame ``index`` (steps as a whole number)."""
-        max_f = self.frames - 1
-        values = {n: self.schedule(n).at(index, max_f=max_f, seed=self.seed_at) for n in SCHEDULED}
-        values["steps"] = round(values["steps"])
-        return values
-
-    def all_values(self) -> list[dict[str, float]]:
-        return [self.values_at(n) for n in range(self.frames)]
-
-    def _prompts_text(self) -> str:
+    def prompts_text(self) -> str:
         """``prompts`` itself, or the keyframe lines of the .txt file it names, joined."""
         if not self.prompts or "\n" in self.prompts or Path(self.prompts).suffix.lower() != ".txt":
             return self.prompts
@@ -198,7 +124,7 @@ class ZoomRecipe(VideoRecipe):
         return ", ".join(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
     def prompt_schedule(self) -> PromptSchedule:
-        schedule = parse_prompts(self.prompts or self.prompt)
+        schedule = parse_prompts(self.prompts_text() or self.prompt)
         schedule.frames(self.frames - 1)
         return schedule
 
@@ -217,49 +143,13 @@ class ZoomRecipe(VideoRecipe):
         return parse_color(color), value
 
 
-@functools.lru_cache(maxsize=256)
-def _parsed(value: Schedulable, name: str) -> Schedule:
-    return parse_schedule(value, name)
+def plan(recipe: ZoomRecipe) -> Plan:
+    return Plan(count=recipe.frames, values=recipe.checked_values(recipe.frames), fps=recipe.frame_rate())
 
 
-def _shared_probe(recipe: ZoomRecipe, values: list[dict[str, float]]) -> VideoRecipe:
-    """The recipe with plain numbers where the shared checks expect them."""
-    data = {f.name: getattr(recipe, f.name) for f in fields(VideoRecipe) if f.init}
-    data["steps"] = max(1, max(int(v["steps"]) for v in values))
-    data["guidance"] = max(float(v["guidance"]) for v in values)
-    data["prompt"] = recipe.prompt
-    return VideoRecipe(**data)
-
-
-def _check_frame(n: int, v: dict[str, float], *, first: bool) -> None:
-    def bad(message: str) -> DreamreelError:
-        return DreamreelError(f"frame {n}: {message}")
-
-    if not 1 <= v["steps"] <= MAX_STEPS:
-        raise bad(f"steps {v['steps']} must be from 1 to {MAX_STEPS}")
-    if v["guidance"] < 0:
-        raise bad(f"guidance {v['guidance']:g} must be >= 0")
-    if v["zoom"] <= 0:
-        raise bad(f"zoom {v['zoom']:g} must be > 0")
-    if not first:
-        if not 0 < v["strength"] <= 1:
-            raise bad(f"strength {v['strength']:g} must be in (0, 1]")
-        if int(v["steps"] * v["strength"]) < 1:
-            raise bad(
-                f"strength {v['strength']:g} with {v['steps']} steps runs int({v['steps']} x "
-                f"{v['strength']:g}) = 0 denoising steps; raise steps or strength"
-            )
-    for name in ("blend_back", "color_strength"):
-        if not 0 <= v[name] <= 1:
-            raise bad(f"{name} {v[name]:g} must be from 0 to 1")
-    for name in ("noise", "contrast"):
-        if v[name] < 0:
-            raise bad(f"{name} {v[name]:g} must be >= 0")
-
-
-# -- the job ----------------------------------------------------------------------------------
-
-History = Callable[[int], "Image.Image"]
+def needs(recipe: ZoomRecipe, index: int) -> Sequence[int]:
+    """Frame k reads frame k-1 (the one it warps), k-2 (blend-back) and 0 (colour reference "first")."""
+    return sorted({i for i in (index - 1, index - 2, 0) if 0 <= i < index})
 
 
 @dataclass
@@ -271,35 +161,23 @@ class _State:
     first: torch.Tensor | None = None  # frame 0 (colour reference "first")
 
 
-def zoom(
-    model: LoadedModel,
-    recipe: ZoomRecipe,
-    on_step: StepCallback | None = None,
-    *,
-    start: int = 0,
-    history: History | None = None,
-) -> Iterator[RenderedImage]:
-    """Yield frames from ``start`` on; ``history(i)`` gives finished frame i (needed when start > 0)."""
-    from dreamreel.media.pictures import pil_to_tensor
+def frames(context: Context[ZoomRecipe]) -> Iterator[Frame]:
+    """Frames from ``context.start`` on; a resume reads frames start-1, start-2 and 0 from the history."""
     from dreamreel.render.renderer import Renderer
 
-    recipe.validate()
+    model, recipe, start = context.model, context.recipe, context.start
     renderer = Renderer(model, recipe.scheduler)
     width, height = _frame_size(model, recipe)
     prompts = recipe.prompt_schedule()
     state = _State()
     if start > 0:
-        if history is None:
+        if context.history is None:
             raise ValueError("starting after frame 0 needs the history of finished frames")
-
-        def load(i: int) -> torch.Tensor:
-            return (pil_to_tensor([history(i)]) + 1) / 2
-
-        state.previous = load(start - 1)
-        state.before = load(start - 2) if start >= 2 else None
-        state.first = load(0)
+        state.previous = context.history(start - 1)
+        state.before = context.history(start - 2) if start >= 2 else None
+        state.first = context.history(0)
     for index in range(start, recipe.frames):
-        item, picture = _render_frame(model, renderer, recipe, prompts, state, index, width, height, on_step)
+        item, picture = _render_frame(context, renderer, prompts, state, index, width, height)
         state.before, state.previous = state.previous, picture
         if index == 0:
             state.first = picture
@@ -307,11 +185,11 @@ def zoom(
 
 
 def _frame_size(model: LoadedModel, recipe: ZoomRecipe) -> tuple[int, int]:
-    if recipe.start not in ("noise", "txt2img"):
+    if recipe.start not in STARTS:
+        from dreamreel.jobs.still_pictures import target_size
         from dreamreel.media.pictures import load_image
-        from dreamreel.jobs.img2img import target_size
 
-        return target_size(model, load_image(recipe.start), recipe.width, recipe.height)
+        return target_size(model, load_image(recipe.start).size, recipe.width, recipe.height)
     return recipe.width or model.native_size, recipe.height or model.native_size
 
 
@@ -331,71 +209,61 @@ def _start_picture(recipe: ZoomRecipe, seed: int, width: int, height: int) -> to
     """Frame 0's input: a picture of pure noise (uniform, seeded), or the user's image fitted to size."""
     import torch
 
-    from dreamreel.media.pictures import load_image, pil_to_tensor, resize_image
-    from dreamreel.render.renderer import quantize, seeded_generator
+    from dreamreel.media.pictures import load_image, quantize, resize_image, to_unit_tensor
+    from dreamreel.render.renderer import seeded_generator
 
     if recipe.start == "noise":
         return quantize(torch.rand((1, 3, height, width), generator=seeded_generator(seed)))
-    picture = resize_image(load_image(recipe.start), width, height, "crop")
-    return (pil_to_tensor([picture]) + 1) / 2
+    return to_unit_tensor([resize_image(load_image(recipe.start), width, height, "crop")])
 
 
 def _treated_input(
-    recipe: ZoomRecipe, state: _State, index: int, v: dict[str, float], seed: int
+    recipe: ZoomRecipe, state: _State, v: dict[str, Any], last: dict[str, Any], seed: int
 ) -> torch.Tensor:
-    """Steps 1-4 of a frame: the picture img2img starts from."""
-    from dreamreel.media import treatments as frames
+    """Steps 1-4 of a frame: the picture img2img starts from (``last``: frame n-1's values)."""
+    from dreamreel.media import treatments
 
     motion = {"zoom": v["zoom"], "angle": v["angle"], "tx": v["tx"], "ty": v["ty"]}
     assert state.previous is not None
-    picture = frames.warp(state.previous, **motion, border=recipe.border)
+    picture = treatments.warp(state.previous, **motion, border=recipe.border)
     if v["blend_back"] > 0 and state.before is not None:
-        last = recipe.values_at(index - 1)
-        before = frames.warp(
-            state.before,
-            zoom=last["zoom"],
-            angle=last["angle"],
-            tx=last["tx"],
-            ty=last["ty"],
-            border=recipe.border,
+        before = treatments.warp(
+            state.before, zoom=last["zoom"], angle=last["angle"], tx=last["tx"], ty=last["ty"], border=recipe.border
         )
-        before = frames.warp(before, **motion, border=recipe.border)
-        picture = frames.blend(picture, before, v["blend_back"])
+        before = treatments.warp(before, **motion, border=recipe.border)
+        picture = treatments.blend(picture, before, v["blend_back"])
     if recipe.color_match != "none" and v["color_strength"] > 0:
         reference = state.first if recipe.color_match == "first" else state.previous
         assert reference is not None
-        picture = frames.color_match(
-            picture, reference, strength=v["color_strength"], space=recipe.color_space
-        )
+        picture = treatments.color_match(picture, reference, strength=v["color_strength"], space=recipe.color_space)
     if recipe.grayscale:
-        picture = frames.grayscale(picture)
+        picture = treatments.grayscale(picture)
     if recipe.tint:
         color, amount = recipe.tint_color()
-        picture = frames.tint(picture, color, amount)
+        picture = treatments.tint(picture, color, amount)
     if v["contrast"] != 1:
-        picture = frames.contrast(picture, v["contrast"])
+        picture = treatments.contrast(picture, v["contrast"])
     if v["noise"] > 0:
-        picture = frames.add_noise(picture, v["noise"], seed)
+        picture = treatments.add_noise(picture, v["noise"], seed)
     return picture
 
 
 def _render_frame(
-    model: LoadedModel,
+    context: Context[ZoomRecipe],
     renderer: Renderer,
-    recipe: ZoomRecipe,
     prompts: PromptSchedule,
     state: _State,
     index: int,
     width: int,
     height: int,
-    on_step: StepCallback | None,
-) -> tuple[RenderedImage, torch.Tensor]:
-    from dreamreel.media.pictures import tensor_to_pil
-    from dreamreel.jobs.still_pictures import RenderedImage, infotext
-    from dreamreel.render.renderer import effective_steps, quantize
+) -> tuple[Frame, torch.Tensor]:
+    from dreamreel.jobs.still_pictures import infotext
+    from dreamreel.media.pictures import quantize, tensor_to_pil
+    from dreamreel.render.renderer import effective_steps
 
-    v = recipe.values_at(index)
-    seed = recipe.seed_at(index)
+    model, recipe, values = context.model, context.recipe, context.plan.values
+    v = dict(values[index])
+    seed = recipe.seed_of(index)
     steps, guidance = int(v["steps"]), float(v["guidance"])
     cond, prompt, prompt_facts = _conditioning(renderer, recipe, prompts, index)
     strength: float | None = float(v["strength"])
@@ -404,18 +272,11 @@ def _render_frame(
     elif index == 0:
         init = _start_picture(recipe, recipe.seed, width, height)
     else:
-        init = _treated_input(recipe, state, index, v, seed)
+        init = _treated_input(recipe, state, v, dict(values[index - 1]), seed)
     output = renderer.generate(
-        [cond],
-        [seed],
-        steps=steps,
-        guidance=guidance,
-        width=width,
-        height=height,
-        init_images=None if init is None else init * 2 - 1,
-        strength=strength,
-        on_step=on_step,
-    )
+        [cond], [seed], steps=steps, guidance=guidance, width=width, height=height, init_images=init,
+        strength=strength, on_step=context.on_step,
+    )  # fmt: skip
     picture = quantize(output)  # what goes forward is exactly what the PNG holds
     parameters = infotext(
         model, renderer, prompt=prompt, negative=recipe.negative, steps=steps, guidance=guidance,
@@ -429,35 +290,13 @@ def _render_frame(
         "model_hash": model.model_hash,
         **prompt_facts,
     }
-    item = RenderedImage(
-        index=index,
-        seed=seed,
-        image=tensor_to_pil(picture)[0],
-        recipe=recipe,
-        parameters=parameters,
-        facts=facts,
+    item = Frame(
+        index=index, seed=seed, image=tensor_to_pil(picture)[0], recipe=recipe, parameters=parameters, facts=facts
     )
     return item, picture
 
 
-# -- wiring into the shared video runner -------------------------------------------------------
-
-
-def plan_zoom(recipe: ZoomRecipe) -> VideoPlan:
-    return VideoPlan(frames=recipe.frames, fps=recipe.frame_rate())
-
-
-def zoom_frames(
-    model: LoadedModel,
-    recipe: ZoomRecipe,
-    plan: VideoPlan,
-    *,
-    start: int,
-    store: RunStore,
-    on_step: StepCallback | None = None,
-) -> Iterator[RenderedImage]:
-    """The runner's entry point: continue from the finished frames on disk."""
-    return zoom(model, recipe, on_step, start=start, history=store.read_frame)
-
-
-ZOOM_JOB = VideoJob(name="zoom", plan=plan_zoom, frames=zoom_frames)
+JOB = Job(
+    name="zoom", recipe=ZoomRecipe, plan=plan, frames=frames, needs=needs, independent=False,
+    summary="Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed.",
+)  # fmt: skip

@@ -139,13 +139,20 @@ def load_image(path: str | Path) -> Image.Image:
     return normalise_image(open_image_checked(path))
 
 
-def pil_to_tensor(images: list[Image.Image]) -> torch.Tensor:
-    """RGB pictures -> [B, 3, H, W] float in [-1, 1], the same arithmetic as diffusers' VaeImageProcessor."""
+def to_unit_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """RGB pictures -> [B, 3, H, W] float in [0, 1]: exactly ``byte / 255``, the one conversion every
+    job uses, so a picture read back from its PNG is the very tensor the job held in memory."""
     import numpy as np
     import torch
 
-    array = np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])
-    return torch.from_numpy(array).permute(0, 3, 1, 2) * 2.0 - 1.0
+    array = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2)
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] pictures to the 8-bit grid: the same floats ``to_unit_tensor`` gives for the PNG
+    of the picture (``round(x * 255) / 255`` is ``byte / 255`` in float32, both correctly rounded)."""
+    return (images * 255).round() / 255
 
 
 def tensor_to_pil(images: torch.Tensor) -> list[Image.Image]:

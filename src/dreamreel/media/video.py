@@ -106,45 +106,62 @@ class SourceFrame:
 
 def probe_video(path: str | Path) -> VideoInfo:
     """Check a video before any model loads: readable, has a video stream, a frame rate and a frame."""
-    av = _av()
     container = _open_input(path)
     try:
-        if not container.streams.video:
-            raise DreamreelError(f"{str(path)!r} has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
-            raise DreamreelError(f"{str(path)!r} has no frame rate")
-        try:
-            first = next(container.decode(stream), None)
-        except av.error.FFmpegError as exc:
-            raise DreamreelError(f"{str(path)!r} is damaged: {exc}") from exc
-        if first is None:
-            raise DreamreelError(f"{str(path)!r} has no frames")
-        rotation = _rotation(first)
-        width, height = first.width, first.height
-        if rotation in (90, 270):
-            width, height = height, width
-        duration = None
-        if stream.duration is not None and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
-            duration = container.duration / 1_000_000
-        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        return VideoInfo(
-            path=str(path),
-            width=width,
-            height=height,
-            rotation=rotation,
-            rate=Fraction(rate),
-            time_base=Fraction(stream.time_base),
-            frames=int(stream.frames or 0),
-            duration=duration,
-            audio_codec=audio,
-            metadata=dict(container.metadata),
-        )
+        return _probe(container, path)
     finally:
         container.close()
+
+
+def survey_video(
+    path: str | Path, *, start: float | None = None, end: float | None = None, every: int = 1
+) -> tuple[VideoInfo, list[Fraction]]:
+    """``probe_video`` and ``frame_times`` in one opening of the file: what a job plans from."""
+    container = _open_input(path)
+    try:
+        info = _probe(container, path)
+        times = [time for _, time, _ in _select(container, path, start, end, every, rewind=True)]
+        return info, times
+    finally:
+        container.close()
+
+
+def _probe(container: Any, path: str | Path) -> VideoInfo:
+    av = _av()
+    if not container.streams.video:
+        raise DreamreelError(f"{str(path)!r} has no video stream")
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or rate <= 0:
+        raise DreamreelError(f"{str(path)!r} has no frame rate")
+    try:
+        first = next(container.decode(stream), None)
+    except av.error.FFmpegError as exc:
+        raise DreamreelError(f"{str(path)!r} is damaged: {exc}") from exc
+    if first is None:
+        raise DreamreelError(f"{str(path)!r} has no frames")
+    rotation = _rotation(first)
+    width, height = first.width, first.height
+    if rotation in (90, 270):
+        width, height = height, width
+    duration = None
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000
+    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    return VideoInfo(
+        path=str(path),
+        width=width,
+        height=height,
+        rotation=rotation,
+        rate=Fraction(rate),
+        time_base=Fraction(stream.time_base),
+        frames=int(stream.frames or 0),
+        duration=duration,
+        audio_codec=audio,
+        metadata=dict(container.metadata),
+    )
 
 
 def probe_audio(path: str | Path) -> str:
@@ -207,18 +224,27 @@ def frame_times(
 def _selected_frames(
     path: str | Path, start: float | None, end: float | None, every: int
 ) -> Iterator[tuple[int, Fraction, Any]]:
+    container = _open_input(path)
+    try:
+        yield from _select(container, path, start, end, every)
+    finally:
+        container.close()
+
+
+def _select(
+    container: Any, path: str | Path, start: float | None, end: float | None, every: int, rewind: bool = False
+) -> Iterator[tuple[int, Fraction, Any]]:
     """(index among the kept frames, exact time, decoded frame) for the frames ``start``/``end``/``every``
     select; the one place that decides which frames a job sees and when they show."""
     av = _av()
-    container = _open_input(path)
     try:
         stream = container.streams.video[0]
         # (no frame threading: closing a frame-threaded decoder mid-stream can hang)
         base = Fraction(stream.time_base)
         origin = stream.start_time or 0
         rate = Fraction(stream.average_rate or stream.guessed_rate or 1)
-        if start:
-            container.seek(int(start / base) + origin, stream=stream, backward=True, any_frame=False)
+        if start or rewind:  # to just before ``start`` (or back to the beginning after a probe)
+            container.seek(int((start or 0) / base) + origin, stream=stream, backward=True, any_frame=False)
         selected = 0
         for position, frame in enumerate(container.decode(stream)):
             time = (frame.pts - origin) * base if frame.pts is not None else position / rate
@@ -231,8 +257,6 @@ def _selected_frames(
                 yield (selected - 1) // every, Fraction(time), frame
     except av.error.FFmpegError as exc:
         raise DreamreelError(f"{str(path)!r} could not be decoded: {exc}") from exc
-    finally:
-        container.close()
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -94,15 +94,6 @@ def seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(int(seed))
 
 
-def quantize(images: torch.Tensor) -> torch.Tensor:
-    """Round [0, 1] pictures to the 8-bit grid, exactly as they come back from a PNG.
-
-    Feedback jobs feed quantized frames forward so that resuming from the PNGs on disk continues
-    with the very same inputs as an uninterrupted run.
-    """
-    return (images * 255).round() / 255
-
-
 class Renderer:
     """Renders pictures with one loaded model and one scheduler kind; caches prompt encodings."""
 
@@ -222,7 +213,7 @@ class Renderer:
 
         Text-to-image when ``init_images`` is None (``noise`` may replace the seeds' starting noise,
         the generators still drive any stochastic sampler steps); image-to-image otherwise, with
-        ``init_images`` as [-1, 1] pixels [B, 3, H, W] or ready latents [B, 4, h, w] and diffusers'
+        ``init_images`` as [0, 1] pixels [B, 3, H, W] or ready latents [B, 4, h, w] and diffusers'
         ``strength`` semantics.
         """
         import torch
@@ -261,7 +252,7 @@ class Renderer:
             if init_images.shape[1] == 4:
                 init_latents = init_images.to(device, dtype)
             else:
-                init_latents = self.encode_images(init_images, generators)
+                init_latents = self.encode_images(init_images * 2 - 1, generators)
             start_noise = randn_tensor(init_latents.shape, generator, device, dtype)
             latents = scheduler.add_noise(init_latents, start_noise, timesteps[:1].repeat(batch))
 

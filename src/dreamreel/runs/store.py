@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dreamreel.errors import DreamreelError
 from dreamreel.runs.files import fsync_directory, png_bytes, write_atomic
@@ -27,8 +28,18 @@ from dreamreel.runs.files import fsync_directory, png_bytes, write_atomic
 if TYPE_CHECKING:
     from PIL import Image
 
-    from dreamreel.jobs.still_pictures import RenderedImage
     from dreamreel.recipes.base import Recipe
+
+
+class FinishedFrame(Protocol):
+    """What the store needs of a finished frame (``jobs.protocol.Frame`` is one)."""
+
+    index: int
+    seed: int
+    image: Image.Image
+    recipe: Recipe
+    parameters: str
+    facts: Mapping[str, Any]
 
 RECIPE_NAME = "recipe.toml"
 MANIFEST_NAME = "manifest.jsonl"
@@ -99,7 +110,7 @@ class RunStore:
 
         A folder that exists but is not a run folder (no recipe.toml, not empty) is never touched.
         """
-        from dreamreel.recipes.base import recipe_to_toml
+        from dreamreel.recipes.serial import recipe_to_toml
 
         store = cls(folder)
         path = store.folder
@@ -175,17 +186,22 @@ class RunStore:
         info.setdefault("forced_resumes", []).append({"after_frames": len(self.done()), "reasons": reasons})
         self.write_info(info)
 
-    def recipe(self) -> Recipe:
-        from dreamreel.recipes.base import recipe_from_toml
+    def recipe_data(self) -> dict[str, Any]:
+        """The recipe file's data (``jobs.recipe_from_dict`` makes the recipe of it)."""
+        from dreamreel.recipes.serial import read_toml
 
-        return recipe_from_toml(self.folder / RECIPE_NAME)
+        return read_toml(self.folder / RECIPE_NAME)
+
+    @staticmethod
+    def is_run_folder(folder: str | Path) -> bool:
+        return (Path(folder) / RECIPE_NAME).is_file()
 
     # -- writing -------------------------------------------------------------------------------
 
     def frame_path(self, index: int) -> Path:
         return self.folder / frame_name(index)
 
-    def save(self, item: RenderedImage, *, time: Fraction | None = None) -> FrameRecord:
+    def save(self, item: FinishedFrame, *, time: Fraction | None = None) -> FrameRecord:
         """Write one finished frame atomically, then append (and fsync) its manifest line.
 
         The PNG carries the still's metadata plus ``facts["frame"]`` (its index); the job puts the

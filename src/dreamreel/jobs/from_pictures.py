@@ -1,4 +1,5 @@
-"""Settings read back from a picture: our own ``dreamreel`` recipe chunk, or A1111's infotext."""
+"""The recipe that made a picture (``dreamreel rerender``): our own ``dreamreel`` recipe chunk, or
+A1111's infotext."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 
 from dreamreel.errors import DreamreelError
 from dreamreel.runs.metadata import parse_parameters, read_png_metadata
-from dreamreel.recipes.base import Img2ImgRecipe, Recipe, Txt2ImgRecipe
+from dreamreel.jobs import recipe_from_dict
+from dreamreel.jobs.img2img import Img2ImgRecipe
+from dreamreel.jobs.txt2img import Txt2ImgRecipe
+from dreamreel.recipes.base import Recipe
 from dreamreel.render.samplers import canonical_scheduler_name
 
 log = logging.getLogger("dreamreel")
@@ -25,7 +29,7 @@ def recipe_from_picture(path: str | Path) -> Recipe:
                 f"{str(path)!r} is a frame of a {job} video; make the film again with "
                 "dreamreel run NAME.run/recipe.toml (and any setting to change, e.g. --steps 80)"
             )
-        return Recipe.from_dict(recipe)
+        return recipe_from_dict(recipe)
     if parameters:
         return recipe_from_a1111(parse_parameters(parameters))
     raise DreamreelError(

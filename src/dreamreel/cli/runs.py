@@ -1,0 +1,125 @@
+"""Commands on recipes and finished work: run a recipe file, resume interrupted work, show what made
+a picture, a video or a run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dreamreel.cli.app import cli, render
+from dreamreel.errors import DreamreelError
+
+VIDEO_INFO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".m4v", ".avi", ".run")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("recipe_file", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", help="Where to write: a video path for video jobs, a folder for stills.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def run(ctx: click.Context, recipe_file: str, output: str | None, quiet: bool, debug: bool) -> None:
+    """Run any job from a recipe TOML; override any setting: --steps 20 --model tiny --reverse."""
+    from dreamreel.jobs import recipe_from_toml
+    from dreamreel.recipes.overrides import parse_overrides
+
+    recipe = recipe_from_toml(recipe_file)
+    changes = parse_overrides(recipe, list(ctx.args))
+    if output is not None:
+        changes["output" if "output" in recipe.field_names() else "out"] = output
+    render(recipe.from_dict({**recipe.to_dict(), **changes}), quiet=quiet)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path())
+@click.option("--force", is_flag=True, help="Resume even when the result would not be exact (recorded).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
+    """Finish interrupted work: a video's run folder (NAME.run or NAME.mp4) or the seed loops of an output folder.
+
+    Frames already safe (file present, sha256 as in the manifest) are kept; rendering continues from the
+    first missing one with all state restored, then the video is encoded again.
+    """
+    from dreamreel.cli.progress import ProgressBars
+    from dreamreel.jobs.runner import resume as resume_work
+
+    written = resume_work(folder, force=force, reporter=ProgressBars(quiet=quiet), quiet_load=quiet)
+    if len(written) == 1 and written[0].suffix.lower() in (".mp4", ".webm", ".gif"):
+        click.echo(str(written[0]))
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+def info(path: str) -> None:
+    """Print what made a PNG (its recipe and A1111 parameters), a video or a run folder."""
+    from dreamreel.runs.metadata import read_png_metadata
+
+    target = Path(path)
+    if not target.exists():
+        raise DreamreelError(f"{path!r} does not exist")
+    if target.is_dir() or target.suffix.lower() in VIDEO_INFO_SUFFIXES:
+        print_video_info(target)
+        return
+    parameters, recipe = read_png_metadata(target)
+    if parameters is None and recipe is None:
+        raise DreamreelError(f"{path!r} carries no generation settings")
+    if parameters:
+        click.echo(parameters)
+    if recipe:
+        click.echo("")
+        click.echo(json.dumps(recipe, indent=2, ensure_ascii=False))
+
+
+def print_video_info(path: Path) -> None:
+    """``dreamreel info`` for a video (its container facts and recipe) or a run folder (its progress
+    and recipe). A video without our metadata (a GIF) shows the recipe of the run folder beside it."""
+    from dreamreel.jobs import job_of, recipe_from_dict
+    from dreamreel.jobs.runner import recipe_of_run
+    from dreamreel.recipes.base import run_dir_for
+    from dreamreel.recipes.serial import recipe_to_toml
+    from dreamreel.runs.store import RunStore
+
+    if path.is_dir():
+        store = RunStore.open(path)
+        recipe = recipe_from_dict(store.recipe_data())
+        done = store.done()
+        click.echo(f"run folder: {path}")
+        total = ""
+        try:
+            total = f" of {job_of(recipe).plan(recipe.resolved()).count}"
+        except DreamreelError:
+            pass  # e.g. the source video moved: the count of finished frames still helps
+        click.echo(f"job: {recipe.job}; {len(done)}{total} frames finished")
+        video = getattr(recipe, "output", "")
+        if video:
+            state = "written" if Path(video).is_file() else "not written yet"
+            click.echo(f"video: {video} ({state})")
+        click.echo("")
+        click.echo(recipe_to_toml(recipe).rstrip())
+        return
+    from dreamreel.media.sheet import format_value
+    from dreamreel.media.video import probe_video
+
+    info = probe_video(path)
+    frames = f"{info.frames} frames, " if info.frames else ""
+    length = f", {info.duration:.3f} s" if info.duration is not None else ""
+    rate = f"{float(info.rate):.6g} fps" + (f" ({info.rate})" if info.rate.denominator != 1 else "")
+    click.echo(f"video: {path}")
+    click.echo(f"{info.width}x{info.height}, {frames}{rate}{length}, audio: {info.audio_codec or 'none'}")
+    if info.rotation:
+        click.echo(f"rotation: {format_value(info.rotation)} degrees (shown upright)")
+    stored = info.recipe()
+    recipe_data: Any = stored.get("recipe") if isinstance(stored, dict) else None
+    source = "its metadata"
+    if recipe_data is None and RunStore.is_run_folder(run_dir_for(path)):
+        recipe_data = recipe_of_run(run_dir_for(path)).to_dict()
+        source = str(run_dir_for(path))
+    if recipe_data is None:
+        raise DreamreelError(f"{str(path)!r} carries no dreamreel recipe (not made here, and no run folder)")
+    click.echo("")
+    click.echo(f"# recipe (from {source})")
+    click.echo(recipe_to_toml(recipe_from_dict(recipe_data)).rstrip())
