@@ -38,3 +38,52 @@ def sample_picture(tmp_path: Path) -> Path:
     path = tmp_path / "sketch.png"
     Image.fromarray(array).save(path)
     return path
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """The model must not load: bad input is refused before that (a load fails the test loudly)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr("dreamreel.models.loading.load_model", refuse)
+
+
+@pytest.fixture
+def run_cli(cli_tiny, capsys):
+    """The CLI in-process, errors mapped as for a user, with the session's tiny model:
+    ``run_cli(args)`` returns (exit code, stdout, stderr)."""
+    from dreamreel.cli import main
+
+    def run(args: list) -> tuple[int, str, str]:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory):
+    """Input files every job's example recipe may use: a picture and a short source video."""
+    import sys
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from media import make_video
+
+    folder = tmp_path_factory.mktemp("samples")
+    y, x = np.mgrid[0:48, 0:64]
+    array = np.stack([x * 255 // 63, y * 255 // 47, np.full_like(x, 90)], axis=-1).astype(np.uint8)
+    array[12:30, 20:44] = (240, 40, 40)
+    Image.fromarray(array).save(folder / "picture.png")
+    video = make_video(folder / "source.mp4", frames=6, width=64, height=48)
+    return SimpleNamespace(picture=folder / "picture.png", video=video, folder=folder)

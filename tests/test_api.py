@@ -10,11 +10,11 @@ import dreamreel
 
 def test_jobs_are_generators_over_the_api(tiny_model):
     recipe = dreamreel.Txt2ImgRecipe(prompt="a cat", model="tiny", seeds=[1, 2], steps=3, width=64, height=64)
-    frames = list(dreamreel.txt2img(tiny_model, recipe))
+    frames = list(dreamreel.render_frames(recipe, tiny_model))
     assert [f.seed for f in frames] == [1, 2]
     assert frames[0].image.size == (64, 64)
     assert frames[0].recipe.seeds == [1]  # each picture's own recipe re-makes it alone
-    again = next(dreamreel.txt2img(tiny_model, frames[1].recipe))
+    again = next(dreamreel.render_frames(frames[1].recipe, tiny_model))
     assert list(again.image.getdata()) == list(frames[1].image.getdata())
 
 

@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from dreamreel.cli.app import main
-from dreamreel.cli.animation import parse_overrides
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.interpolate import InterpolateRecipe
+from dreamreel.jobs.runner import prepare
 from dreamreel.jobs.zoom import ZoomRecipe
+from dreamreel.recipes.overrides import parse_overrides
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TINY = ["--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--width", "32", "--height", "32", "--quiet"]
@@ -39,9 +40,9 @@ def test_help_lists_the_commands_without_importing_torch():
     ("args", "message"),
     [
         (["zoom", "a cat", "--zoom", "0:(1.0), 10:(t.real)", "-o", "x.mp4"], "at character 14"),
-        (["zoom", "a cat", "--strength", "1.5", "-o", "x.mp4"], "strength 1.5"),
+        (["zoom", "a cat", "--strength", "1.5", "-o", "x.mp4"], "--strength must be from 0 to 1, got 1.5"),
         (["zoom", "a cat", "--angle", "0:(1) 5:(2)", "-o", "x.mp4"], "missing comma"),
-        (["interpolate", "--prompt", "a", "--prompt", "b", "--seed", "1", "--seeds", "2,3"], "not both"),
+        (["interpolate", "--prompt", "a", "--prompt", "b", "--seed", "1", "--seeds", "2,3", "-o", "x.mp4"], "not both"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_loading(args, message, capsys, tmp_path, monkeypatch):
@@ -102,17 +103,14 @@ def main_ok(args):
 
 
 def test_every_example_is_a_valid_recipe():
-    from dreamreel.cli.animation import load_job_modules
-    from dreamreel.recipes.base import recipe_from_toml
+    from dreamreel.jobs import recipe_from_toml
 
-    load_job_modules()
     names = sorted(p.name for p in EXAMPLES.glob("*.toml"))
     assert {"neon-cat.toml", "grey-dog.toml", "dore-angel-reversed.toml", "childrens-castle.toml"} <= set(
         names
     )
     for path in EXAMPLES.glob("*.toml"):
-        recipe = recipe_from_toml(path).replace(model="tiny")
-        recipe.validate()
+        prepare(recipe_from_toml(path).replace(model="tiny"))
     castle = recipe_from_toml(EXAMPLES / "childrens-castle.toml")
     assert isinstance(castle, ZoomRecipe) and castle.seed == 8 and castle.guidance == 8.5
     assert recipe_from_toml(EXAMPLES / "dore-angel-reversed.toml").reverse is True

@@ -62,7 +62,7 @@ def test_fp16_txt2img_equals_the_diffusers_pipeline(cuda_model):
 def test_compiled_cuda_graphs_give_the_eager_pictures(cuda_model, scheduler, guidance):
     # guidance 1.0: the UNet output itself goes into the multistep schedulers' history, which a
     # CUDA-graph replay would overwrite unless the Renderer copies it
-    init = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    init = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))  # [0, 1] pixels
     compiled = _compiled(cuda_model)
     for start in (None, init):
         eager = _render(cuda_model, scheduler, guidance, start)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamreel.media.pictures import load_image, pil_to_tensor, resize_image
+from dreamreel.media.pictures import load_image, to_unit_tensor, resize_image
 from dreamreel.render.renderer import Renderer, seeded_generator
 from dreamreel.render.samplers import make_scheduler
 
@@ -86,7 +86,7 @@ def test_img2img_equals_diffusers(tiny_model, sample_picture, scheduler, strengt
         guidance=8.5,
         width=96,
         height=64,
-        init_images=pil_to_tensor([picture]),
+        init_images=to_unit_tensor([picture]),
         strength=strength,
     )[0]
     assert np.abs(ours.permute(1, 2, 0).numpy() - reference).max() <= TOLERANCE
@@ -95,7 +95,7 @@ def test_img2img_equals_diffusers(tiny_model, sample_picture, scheduler, strengt
 def test_batch_equals_one_at_a_time(tiny_model, sample_picture):
     """Independent items in one UNet call give the pictures they give alone (each has its own seed)."""
     renderer = Renderer(tiny_model, "Euler a")
-    init = pil_to_tensor([resize_image(load_image(sample_picture), 64, 64)] * 3)
+    init = to_unit_tensor([resize_image(load_image(sample_picture), 64, 64)] * 3)
     cond = renderer.encode("a dog")
     settings = {"steps": 10, "guidance": 7.5, "width": 64, "height": 64, "strength": 0.6}
     batched = renderer.generate([cond] * 3, [4, 5, 6], init_images=init, **settings)
@@ -118,7 +118,7 @@ def test_img2img_seed_loop_encodes_the_picture_once_and_equals_diffusers(
     renderer = Renderer(tiny_model, "Euler a")
     cond = renderer.encode("a wolf in the snow")
     settings = {"steps": 10, "guidance": 7.5, "width": 64, "height": 64, "strength": 0.6}
-    init = pil_to_tensor([picture])
+    init = to_unit_tensor([picture])
     ours = [renderer.generate([cond], [seed], init_images=init, **settings)[0] for seed in (3, 4)]
     ours += list(renderer.generate([cond] * 2, [5, 6], init_images=init.expand(2, -1, -1, -1), **settings))
     assert encoded == [1]  # once, for one picture, whatever the seeds and batches
@@ -128,7 +128,7 @@ def test_img2img_seed_loop_encodes_the_picture_once_and_equals_diffusers(
             generator=seeded_generator(seed), output_type="np",
         ).images[0]  # fmt: skip
         assert np.abs(picture_ours.permute(1, 2, 0).numpy() - reference).max() <= TOLERANCE
-    other = pil_to_tensor([picture.transpose(0)])  # a different picture is encoded afresh
+    other = to_unit_tensor([picture.transpose(0)])  # a different picture is encoded afresh
     renderer.generate([cond], [3], init_images=other, **settings)
     assert encoded == [1, 1]
 

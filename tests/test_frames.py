@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamreel.media import treatments as frames
 from dreamreel.errors import DreamreelError
+from dreamreel.media import treatments as frames
 
 
 def square(size=64, side=16, h=None):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dreamreel.errors import DreamreelError
 from dreamreel.media.pictures import load_image
-from dreamreel.recipes.base import parse_seeds
+from dreamreel.recipes.seeds import parse_seeds
 
 
 def _png_bytes() -> bytes:

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.interpolate import InterpolateRecipe, ease, interpolate, slerp
-from dreamreel.jobs.txt2img import txt2img
-from dreamreel.recipes.base import Txt2ImgRecipe
+from dreamreel.jobs.interpolate import InterpolateRecipe, ease, slerp
+from dreamreel.jobs.runner import prepare, render_frames
+from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
 SIZE = dict(model="tiny", device="cpu", dtype="fp32", width=32, height=32, steps=4)
 
@@ -31,11 +31,11 @@ def cat_to_dog(tiny_model, tmp_path_factory):
         output=str(tmp_path_factory.mktemp("interp") / "smooth.mp4"),
         **SIZE,
     )
-    return recipe, list(interpolate(tiny_model, recipe))
+    return recipe, list(render_frames(recipe, tiny_model))
 
 
 def plain_txt2img(model, prompt: str, seed: int) -> np.ndarray:
-    item = next(txt2img(model, Txt2ImgRecipe(prompt=prompt, seeds=[seed], **SIZE)))
+    item = next(render_frames(Txt2ImgRecipe(prompt=prompt, seeds=[seed], **SIZE), model))
     return pixels(item.image)
 
 
@@ -69,11 +69,11 @@ def test_loop_returns_to_the_first_keyframe(tiny_model, tmp_path):
     recipe = InterpolateRecipe(
         prompt="a cat", seeds=[3, 4], frames_between=1, loop=True, output=str(tmp_path / "l.mp4"), **SIZE
     )
-    recipe.validate()
+    recipe = prepare(recipe).recipe
     assert recipe.total_frames == 4  # 3, mid, 4, mid (then the film starts again at 3)
     assert [recipe.position(i) for i in range(4)] == [(0, 0.0), (0, 0.5), (1, 0.0), (1, 0.5)]
     assert recipe.keyframe(2) == ("a cat", 3)
-    items = list(interpolate(tiny_model, recipe, start=2))  # resume: frames are independent
+    items = list(render_frames(recipe, tiny_model, wanted=range(2, recipe.total_frames)))  # resume: frames are independent
     assert [i.index for i in items] == [2, 3] and items[1].facts["values"]["seed_next"] == 3
 
 
@@ -104,4 +104,4 @@ def test_slerp_and_easing():
 def test_bad_settings(changes, message, tmp_path):
     settings = {"prompts": ["a", "b"], "seeds": [1, 2], "output": str(tmp_path / "x.mp4"), **SIZE, **changes}
     with pytest.raises(DreamreelError, match=message):
-        InterpolateRecipe(**settings).validate()
+        prepare(InterpolateRecipe(**settings))

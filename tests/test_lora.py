@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from dreamreel.errors import DreamreelError
-from dreamreel.models.lora import lora_hash, parse_lora_spec
+from dreamreel.jobs.runner import prepare
 from dreamreel.models.loading import load_model
+from dreamreel.models.lora import lora_hash, parse_lora_spec
 
 RANK, ALPHA = 4, 2.0
 # (component, diffusers module name) pairs a typical SD LoRA touches, present in tiny
@@ -121,14 +122,14 @@ def test_lora_with_wrong_shapes_is_an_error(tmp_path):
 
 
 def test_lora_files_are_checked_before_loading(tmp_path):
-    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
     pickle_lora = tmp_path / "old.pt"
     torch.save({"a": torch.zeros(1)}, pickle_lora)
     with pytest.raises(DreamreelError, match="pickle"):
-        Txt2ImgRecipe(prompt="x", model="tiny", loras=[f"{pickle_lora}:0.5"]).validate()
+        prepare(Txt2ImgRecipe(prompt="x", model="tiny", loras=[f"{pickle_lora}:0.5"]))
     with pytest.raises(DreamreelError, match="does not exist"):
-        Txt2ImgRecipe(prompt="x", model="tiny", loras=[str(tmp_path / "missing.safetensors")]).validate()
+        prepare(Txt2ImgRecipe(prompt="x", model="tiny", loras=[str(tmp_path / "missing.safetensors")]))
 
 
 @pytest.mark.parametrize(

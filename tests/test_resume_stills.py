@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dreamreel.jobs.runner import prepare
+
 ARGS = [
     "txt2img",
     "a dog covered in cloth",
@@ -85,14 +87,14 @@ def test_killed_seed_loop_resumes_to_identical_pictures(tmp_path, uninterrupted,
 
 
 def test_resume_rerenders_a_damaged_picture(tmp_path, uninterrupted):
-    from dreamreel.recipes.base import Txt2ImgRecipe
-    from dreamreel.runs.seed_loops import StillRun
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
+    from dreamreel.runs.seed_loops import SeedLoop
 
     recipe = Txt2ImgRecipe(
         prompt=ARGS[1], model="tiny", steps=25, width=64, height=64, seeds=[1, 2, 3, 4, 5], out=str(tmp_path)
     )
-    recipe.validate()
-    run = StillRun.start(recipe)  # as if the process died right after starting
+    recipe = prepare(recipe).recipe
+    run = SeedLoop.start(recipe)  # as if the process died right after starting
     for name, array in list(uninterrupted.items())[:3]:
         Image.fromarray(array).save(tmp_path / name)  # pictures without our metadata are not trusted
     assert run.missing_positions() == [0, 1, 2, 3, 4]

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from dreamreel.errors import DreamreelError
+from dreamreel.jobs.runner import prepare, render_frames
 from dreamreel.models.loading import LoadedModel, place_model
 from dreamreel.render.renderer import Renderer
 from dreamreel.runs.writer import BackgroundWriter
@@ -42,7 +43,7 @@ def test_place_model_layout_on_cpu(tiny_model):
 def test_channels_last_gives_the_contiguous_pictures(tiny_model, img2img):
     settings = {"steps": 6, "guidance": 7.5, "width": 64, "height": 48}
     if img2img:
-        init = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+        init = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(3))  # [0, 1] pixels
         settings.update(init_images=init, strength=0.7)
     pictures = []
     for channels_last in (False, True):
@@ -58,14 +59,13 @@ def _pixels(items) -> list[np.ndarray]:
 
 
 def test_txt2img_batches_give_the_single_pictures(tiny_model):
-    from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
     recipe = Txt2ImgRecipe(
         prompt="a red boat", seeds=[1, 2, 3, 4], steps=4, width=64, height=64, model="tiny"
     )
-    singles = list(txt2img(tiny_model, recipe))
-    batched = list(txt2img(tiny_model, recipe.replace(batch=3)))  # a batch of 3, then 1
+    singles = list(render_frames(recipe, tiny_model))
+    batched = list(render_frames(recipe.replace(batch=3), tiny_model))  # a batch of 3, then 1
     assert [(i.index, i.seed) for i in batched] == [(0, 1), (1, 2), (2, 3), (3, 4)]
     for one, many in zip(_pixels(singles), _pixels(batched), strict=True):
         assert np.abs(one - many).max() <= 1
@@ -73,31 +73,32 @@ def test_txt2img_batches_give_the_single_pictures(tiny_model):
 
 
 def test_img2img_batches_give_the_single_pictures(tiny_model, sample_picture):
-    from dreamreel.jobs.img2img import img2img
-    from dreamreel.recipes.base import Img2ImgRecipe
+    from dreamreel.jobs.img2img import Img2ImgRecipe
 
     recipe = Img2ImgRecipe(
         prompt="a red boat", image=str(sample_picture), seeds=[7, 8], steps=6, strength=0.5, model="tiny"
     )
-    singles = _pixels(img2img(tiny_model, recipe))
-    batched = _pixels(img2img(tiny_model, recipe.replace(batch=2)))
+    singles = _pixels(render_frames(recipe, tiny_model))
+    batched = _pixels(render_frames(recipe.replace(batch=2), tiny_model))
     for one, many in zip(singles, batched, strict=True):
         assert np.abs(one - many).max() <= 1
 
 
 @pytest.mark.parametrize("batch", [0, 65, True])
 def test_bad_batch_is_refused(batch):
-    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
     with pytest.raises(DreamreelError, match="--batch"):
-        Txt2ImgRecipe(prompt="x", seeds=[1], batch=batch, model="tiny").validate()
+        prepare(Txt2ImgRecipe(prompt="x", seeds=[1], batch=batch, model="tiny"))
 
 
 def test_compile_and_batch_round_trip_through_the_recipe_dict():
-    from dreamreel.recipes.base import Recipe, Txt2ImgRecipe
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
     recipe = Txt2ImgRecipe(prompt="x", seeds=[1], batch=4, compile=True, model="tiny")
-    again = Recipe.from_dict(recipe.to_dict())
+    from dreamreel.jobs import recipe_from_dict
+
+    again = recipe_from_dict(recipe.to_dict())
     assert (again.batch, again.compile) == (4, True)
 
 
@@ -169,24 +170,23 @@ def _bits(items) -> dict[int, bytes]:
 def test_resumed_batched_seed_loop_gives_the_first_runs_bits(tiny_model):
     """A batch's pictures equal single renders only within rounding, so a resume renders each missing
     seed in the batch it had: bit-identical to the unbroken run (what `dreamreel resume` relies on)."""
-    from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
     recipe = Txt2ImgRecipe(prompt="a red boat", seeds=[11, 12, 13, 14, 15, 16, 17], steps=4, width=64,
                            height=48, batch=3, model="tiny")  # fmt: skip
-    unbroken = _bits(txt2img(tiny_model, recipe))
-    resumed = _bits(txt2img(tiny_model, recipe, positions=[1, 4, 6]))
+    unbroken = _bits(render_frames(recipe, tiny_model))
+    resumed = _bits(render_frames(recipe, tiny_model, wanted=[1, 4, 6]))
     assert sorted(resumed) == [1, 4, 6]
     assert all(resumed[i] == unbroken[i] for i in resumed)
 
 
 def test_resumed_batched_interpolation_gives_the_first_runs_bits(tiny_model):
-    from dreamreel.jobs.interpolate import InterpolateRecipe, interpolate
+    from dreamreel.jobs.interpolate import InterpolateRecipe
 
     recipe = InterpolateRecipe(prompts=["a cat", "a dog"], seeds=[1, 2], frames_between=5, steps=4,
                                width=64, height=48, batch=3, model="tiny")  # fmt: skip
-    unbroken = _bits(interpolate(tiny_model, recipe))
+    unbroken = _bits(render_frames(recipe, tiny_model))
     for start in (1, 4):
-        resumed = _bits(interpolate(tiny_model, recipe, start=start))
+        resumed = _bits(render_frames(recipe, tiny_model, wanted=range(start, recipe.total_frames)))
         assert sorted(resumed) == [i for i in sorted(unbroken) if i >= start]
         assert all(resumed[i] == unbroken[i] for i in resumed)

@@ -12,16 +12,15 @@ import pytest
 from PIL import Image
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.runner import VideoJob, VideoPlan, playback_order, run_video_job
-from dreamreel.jobs.still_pictures import RenderedImage
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.runner import playback_order, prepare, run_job
+from dreamreel.recipes.base import VideoRecipe, parse_fps, run_dir_for
 from dreamreel.runs.metadata import read_png_metadata
-from dreamreel.recipes.base import VideoRecipe, parse_fps, register_recipe, run_dir_for
 from dreamreel.runs.store import RunStore
 
 
-@register_recipe
 class ShadesRecipe(VideoRecipe):
-    """A registered video recipe for a model-free test job."""
+    """A video recipe for a model-free test job (not registered: the tests hand its Job over)."""
 
     job = "test-shades"
 
@@ -30,9 +29,9 @@ def _recipe(tmp_path: Path, **changes) -> VideoRecipe:
     return ShadesRecipe(prompt="a test", model="tiny", steps=4, output=str(tmp_path / "film.mp4"), **changes)
 
 
-def _item(recipe: VideoRecipe, index: int, shade: int | None = None) -> RenderedImage:
+def _item(recipe: VideoRecipe, index: int, shade: int | None = None) -> Frame:
     shade = index * 20 if shade is None else shade
-    return RenderedImage(
+    return Frame(
         index=index,
         seed=7,
         image=Image.new("RGB", (32, 24), (shade, 255 - shade, 90)),
@@ -48,7 +47,7 @@ def test_frames_and_manifest_are_written_and_read_back(tmp_path: Path) -> None:
     for i in range(3):
         store.save(_item(recipe, i))
     assert (recipe.run_dir / "recipe.toml").is_file()
-    assert store.recipe().to_dict() == recipe.to_dict()
+    assert ShadesRecipe.from_dict(store.recipe_data()).to_dict() == recipe.to_dict()
     done = store.done()
     assert [r.index for r in done] == [0, 1, 2]
     lines = (recipe.run_dir / "manifest.jsonl").read_text().splitlines()
@@ -114,31 +113,32 @@ def test_video_recipe_checks() -> None:
             parse_fps(bad)
     assert run_dir_for("out/coyote.mp4") == Path("out/coyote.run")
     with pytest.raises(DreamreelError, match="must end in"):
-        VideoRecipe(prompt="x", model="tiny", output="film.avi").validate()
+        VideoRecipe(prompt="x", model="tiny", output="film.avi").check()
     with pytest.raises(DreamreelError, match="has no sound"):
-        VideoRecipe(prompt="x", model="tiny", output="film.gif", audio="song.mp3").validate()
+        VideoRecipe(prompt="x", model="tiny", output="film.gif", audio="song.mp3").check()
     with pytest.raises(DreamreelError, match="does not exist"):
-        VideoRecipe(prompt="x", model="tiny", output="film.mp4", audio="no-such-song.mp3").validate()
+        VideoRecipe(prompt="x", model="tiny", output="film.mp4", audio="no-such-song.mp3").check()
 
 
 # The runner only asks a model for its hash (recorded in run.json so a resume can check it).
 SHADES_MODEL = SimpleNamespace(model_hash="shades0000")
 
 
-def _shades_job(count: int, calls: list[int]) -> VideoJob:
+def _shades_job(count: int, calls: list[int]) -> Job:
     """A job without a model: frame i is a flat picture of shade 10*i (enough to test the runner)."""
 
-    def plan(recipe: VideoRecipe) -> VideoPlan:
-        return VideoPlan(frames=count, fps=recipe.frame_rate())
+    def plan(recipe: VideoRecipe) -> Plan:
+        return Plan(count=count, fps=recipe.frame_rate())
 
-    def frames(model, recipe, plan, *, start, store, on_step):
-        for index in range(start, plan.frames):
+    def frames(context: Context):
+        for index in context.wanted:
             calls.append(index)
             if index:  # may read earlier finished frames back (a feedback job would)
-                assert store.read_frame(index - 1).getpixel((0, 0))[0] == (index - 1) * 10
-            yield _item(recipe, index, shade=index * 10)
+                earlier = context.history(index - 1)
+                assert round(float(earlier[0, 0, 0, 0]) * 255) == (index - 1) * 10
+            yield _item(context.recipe, index, shade=index * 10)
 
-    return VideoJob("shades", plan, frames)
+    return Job("shades", ShadesRecipe, plan, frames, summary="test", independent=False)
 
 
 def test_runner_writes_run_folder_and_checked_video(tmp_path: Path, capsys) -> None:
@@ -146,9 +146,9 @@ def test_runner_writes_run_folder_and_checked_video(tmp_path: Path, capsys) -> N
 
     calls: list[int] = []
     recipe = _recipe(tmp_path, fps="25", pingpong=True)
-    out = run_video_job(_shades_job(6, calls), recipe, quiet=True, model=SHADES_MODEL)
+    [out] = run_job(prepare(recipe, _shades_job(6, calls)), model=SHADES_MODEL)
     assert out == Path(recipe.output)
-    assert capsys.readouterr().out.strip() == recipe.output
+    assert capsys.readouterr().out == ""  # the library never prints
     info = probe_video(out)
     assert info.rate == 25
     assert info.frames == 10  # 0..5 then 4..1
@@ -164,7 +164,7 @@ def test_runner_resume_starts_at_first_unfinished_frame(tmp_path: Path) -> None:
     for i in range(3):
         store.save(_item(recipe, i, shade=i * 10))
     store.frame_path(2).unlink()  # lost frame: rendered again
-    run_video_job(_shades_job(5, calls), recipe, quiet=True, resume=True, model=SHADES_MODEL)
+    run_job(prepare(recipe, _shades_job(5, calls)), model=SHADES_MODEL, resume=True)
     assert calls == [2, 3, 4]
     from dreamreel.media.video import probe_video
 

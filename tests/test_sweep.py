@@ -11,7 +11,8 @@ from PIL import Image
 
 from dreamreel.cli.app import main
 from dreamreel.errors import DreamreelError
-from dreamreel.recipes.base import SweepRecipe
+from dreamreel.jobs.runner import prepare
+from dreamreel.jobs.sweep import SweepRecipe
 
 
 def _run(args: list[str]) -> None:
@@ -26,14 +27,6 @@ def _pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """Bad input must be refused before any model loads."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the input was checked")
-
-    monkeypatch.setattr("dreamreel.models.loading.load_model", refuse)
 
 
 def test_strength_sweep_frames_equal_separate_img2img(tmp_path: Path, sample_picture: Path, cli_tiny) -> None:
@@ -50,8 +43,8 @@ def test_strength_sweep_frames_equal_separate_img2img(tmp_path: Path, sample_pic
         "strength",
     ]
     _run([*sweep, "--from", "0.2", "--to", "1.0", "--frames", "5", "-o", str(out), *size])
-    from dreamreel.runs.store import RunStore
     from dreamreel.media.video import probe_video
+    from dreamreel.runs.store import RunStore
 
     info = probe_video(out)
     assert info.frames == 5 and info.rate == 12
@@ -101,22 +94,22 @@ def test_sweep_values_and_validation() -> None:
     assert recipe.sweep_values() == [1.0, 1.25, 1.5, 1.75, 2.0]
     steps = SweepRecipe(prompt="x", model="tiny", param="steps", sweep_from=4, sweep_to=10, frames=4, seed=1)
     assert steps.sweep_values() == [4, 6, 8, 10]
-    assert steps.frame_recipe(6).steps == 6
-    assert steps.frame_recipe(6).seeds == [1]
+    assert steps.frame_recipe(steps.sweep_values(), 1).steps == 6
+    assert steps.frame_recipe(steps.sweep_values(), 1).seeds == [1]
     with pytest.raises(DreamreelError, match="cannot be swept"):
-        SweepRecipe(prompt="x", model="tiny", param="width", values=[64, 128]).validate()
+        prepare(SweepRecipe(prompt="x", model="tiny", param="width", values=[64, 128]))
     with pytest.raises(DreamreelError, match="unknown --param 'colour'"):
-        SweepRecipe(prompt="x", model="tiny", param="colour", values=[1]).validate()
+        prepare(SweepRecipe(prompt="x", model="tiny", param="colour", values=[1]))
     with pytest.raises(DreamreelError, match="--from and --to go together"):
-        SweepRecipe(prompt="x", model="tiny", param="guidance", sweep_from=1, frames=3).validate()
+        prepare(SweepRecipe(prompt="x", model="tiny", param="guidance", sweep_from=1, frames=3))
     with pytest.raises(DreamreelError, match="needs --image"):
-        SweepRecipe(prompt="x", model="tiny", param="strength", values=[0.5]).validate()
+        prepare(SweepRecipe(prompt="x", model="tiny", param="strength", values=[0.5]))
     with pytest.raises(DreamreelError, match="not both"):
-        SweepRecipe(
-            prompt="x", model="tiny", param="guidance", values=[1], sweep_from=1, sweep_to=2, frames=2
-        ).validate()
-    with pytest.raises(DreamreelError, match="--steps must be at least 1"):
-        SweepRecipe(prompt="x", model="tiny", param="steps", values=[0, 5]).validate()
+        prepare(
+            SweepRecipe(prompt="x", model="tiny", param="guidance", values=[1], sweep_from=1, sweep_to=2, frames=2)
+        )
+    with pytest.raises(DreamreelError, match="frame 0: --steps must be from 1 to 10000, got 0"):
+        prepare(SweepRecipe(prompt="x", model="tiny", param="steps", values=[0, 5]))
 
 
 @pytest.mark.parametrize(
@@ -142,7 +135,7 @@ def test_sweep_values_and_validation() -> None:
     ],
 )
 def test_bad_sweeps_fail_in_one_line_before_the_model(
-    tmp_path: Path, sample_picture: Path, capsys, no_model, args: list[str], message: str
+    tmp_path: Path, sample_picture: Path, capsys, no_model_load, args: list[str], message: str
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(
@@ -165,12 +158,13 @@ def test_bad_sweeps_fail_in_one_line_before_the_model(
 
 
 def test_run_folder_recipe_round_trips(tmp_path: Path, sample_picture: Path) -> None:
-    from dreamreel.recipes.base import recipe_from_toml, recipe_to_toml
+    from dreamreel.jobs import recipe_from_toml
+    from dreamreel.recipes.serial import recipe_to_toml
 
     recipe = SweepRecipe(
         prompt="x", model="tiny", param="strength", values=[0.3, 0.6], image=str(sample_picture), seed=4
     )
-    recipe.validate()
+    recipe = prepare(recipe).recipe
     path = tmp_path / "r.toml"
     path.write_text(recipe_to_toml(recipe))
     again = recipe_from_toml(path)
@@ -237,7 +231,9 @@ def test_swept_values_from_a_schedule_with_a_guidance_schedule(
 
 
 def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, sample_picture: Path) -> None:
-    from dreamreel.recipes.base import parse_values_option, recipe_from_toml, recipe_to_toml
+    from dreamreel.jobs import recipe_from_toml
+    from dreamreel.jobs.sweep import parse_values_option
+    from dreamreel.recipes.serial import recipe_to_toml
 
     assert parse_values_option("0.2, 0.5") == [0.2, 0.5]
     assert parse_values_option("0:(0.2), 16:(1.0)") == "0:(0.2), 16:(1.0)"
@@ -245,7 +241,7 @@ def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, 
         prompt="x", model="tiny", param="seed", values="0:(1), max_f:(1+max_f)", frames=4,
         image=str(sample_picture), strength="0:(0.4), max_f:(0.8)", steps="0:(4), max_f:(8)", seed=2,
     )  # fmt: skip
-    recipe.validate()
+    recipe = prepare(recipe).recipe
     assert recipe.sweep_values() == [1, 2, 3, 4]
     assert [(s.seeds, s.steps, s.strength) for s in recipe.frame_recipes()] == [
         ([1], 4, 0.4), ([2], 5, 0.5333333333), ([3], 7, 0.6666666667), ([4], 8, 0.8)
@@ -254,13 +250,13 @@ def test_schedule_recipe_round_trips_and_plain_lists_stay_lists(tmp_path: Path, 
     path.write_text(recipe_to_toml(recipe))
     assert recipe_from_toml(path) == recipe
     # `dreamreel run r.toml --values ... --strength ...` overrides: numbers stay numbers, text is a schedule
-    from dreamreel.cli.animation import parse_overrides
+    from dreamreel.recipes.overrides import parse_overrides
 
     changes = parse_overrides(recipe, ["--values", "1,2", "--strength", "0.5", "--steps=0:(4), max_f:(6)"])
     assert changes == {"values": [1.0, 2.0], "strength": 0.5, "steps": "0:(4), max_f:(6)"}
 
 
-def test_strength_without_an_image_is_refused(tmp_path: Path, capsys, no_model) -> None:
+def test_strength_without_an_image_is_refused(tmp_path: Path, capsys, no_model_load) -> None:
     """A txt2img sweep has no strength: saying one must not be silently ignored."""
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "x", "--param", "seed", "--values", "1,2", "--strength", "0.4", "--model", "tiny",

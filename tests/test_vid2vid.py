@@ -13,8 +13,9 @@ from PIL import Image
 
 from dreamreel.cli.app import main
 from dreamreel.errors import DreamreelError
-from dreamreel.runs.store import RunStore
+from dreamreel.jobs.runner import prepare
 from dreamreel.media.video import probe_video
+from dreamreel.runs.store import RunStore
 
 TINY = ["--model", "tiny", "--steps", "4", "--strength", "0.5", "--seed", "11", "--quiet"]
 
@@ -116,15 +117,14 @@ def test_batch_equals_one_at_a_time_and_every_start_end(tmp_path: Path, cli_tiny
 
 def _lose_frames_and_resume(run: Path, keep: int, model) -> list[np.ndarray]:
     """As a crash would: only frames before ``keep`` survive; then resume the run and return its frames."""
-    from dreamreel.jobs.runner import run_video_job, video_job
+    from dreamreel.jobs.runner import resume
 
     store = RunStore.open(run)
     total = len(store.done())
     store.truncate(keep)
     for index in range(keep, total):
         store.frame_path(index).unlink()
-    recipe = store.recipe()
-    run_video_job(video_job(recipe.job), recipe, quiet=True, resume=True, model=model)
+    resume(run, model=model)
     return _frames(run)
 
 
@@ -159,12 +159,6 @@ def test_colour_match_moves_lab_statistics() -> None:
     assert rgb2lab(picture)[..., 0].mean() < half < got[:, 0].mean()
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the input was checked")
-
-    monkeypatch.setattr("dreamreel.models.loading.load_model", refuse)
 
 
 def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
@@ -192,12 +186,12 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["--video", str(sound)], "no video stream"),
         (["--video", str(good), "--every", "0"], "--every must be"),
         (["--video", str(good), "--feedback", "0.3", "--batch", "2"], "--batch needs independent frames"),
-        (["--video", str(good), "--strength", "1.5"], "--strength must be between 0 and 1"),
+        (["--video", str(good), "--strength", "1.5"], "--strength must be from 0 to 1"),
         (["--video", str(good), "--start", "9"], "past the end"),
         (["--video", str(good), "--width", "60"], "nearest valid sizes: 56 or 64"),
         (["--video", str(good), "--fps", "0"], "--fps"),
         # schedules: every frame's values are checked, and the message names the frame
-        (["--video", str(good), "--strength", "0:(0.5), max_f:(1.2)"], "frame 3: --strength must be between"),
+        (["--video", str(good), "--strength", "0:(0.5), max_f:(1.2)"], "frame 3: --strength must be from 0 to 1"),
         (["--video", str(good), "--steps", "5", "--strength", "0:(0.5), 2:(0.1)"], "frame 2: --strength 0.1"),
         (["--video", str(good), "--steps", "0:(4), 1:(0)"], "frame 1: --steps must be from 1"),
         (["--video", str(good), "--guidance", "0:(7), 1:(-1)"], "frame 1: --guidance must be"),
@@ -209,7 +203,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
     ]
 
 
-def test_bad_input_is_one_line_before_the_model(tmp_path: Path, capsys, no_model) -> None:
+def test_bad_input_is_one_line_before_the_model(tmp_path: Path, capsys, no_model_load) -> None:
     for args, message in _bad_inputs(tmp_path):
         with pytest.raises(SystemExit) as exit_info:
             main(["vid2vid", "x", "--model", "tiny", "-o", str(tmp_path / "out.mp4"), *args])
@@ -218,7 +212,7 @@ def test_bad_input_is_one_line_before_the_model(tmp_path: Path, capsys, no_model
         assert err.startswith("error: ") and message in err and "\n" not in err, (args, err)
     assert not (tmp_path / "out.run").exists()
     with pytest.raises(DreamreelError, match="no dreamreel recipe"):
-        from dreamreel.cli.video import print_video_info
+        from dreamreel.cli.runs import print_video_info
 
         print_video_info(tmp_path / "good.mp4")
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
@@ -353,7 +347,9 @@ mute = false
 
 
 def test_plain_number_recipe_of_the_old_code_loads_and_runs(tmp_path: Path, cli_tiny, capsys) -> None:
-    from dreamreel.recipes.base import Vid2VidRecipe, recipe_from_toml, recipe_to_toml
+    from dreamreel.jobs import recipe_from_toml
+    from dreamreel.jobs.vid2vid import Vid2VidRecipe
+    from dreamreel.recipes.serial import recipe_to_toml
 
     source = make_video(tmp_path / "clip.mp4", frames=3, rate=Fraction(8))
     old = tmp_path / "old.toml"
@@ -379,17 +375,17 @@ def test_plain_number_recipe_of_the_old_code_loads_and_runs(tmp_path: Path, cli_
 def test_batched_run_resumed_anywhere_gives_the_first_runs_bits(tiny_model, tmp_path):
     """Batches are fixed from frame 0 (here [0,1,2] [3,4,5] [6]: the strength steps down at frame 3), so a
     resume at any frame renders each frame in the batch it had: byte-identical pictures."""
-    from dreamreel.jobs import vid2vid
-    from dreamreel.recipes.base import Vid2VidRecipe
+    from dreamreel.jobs.runner import render_frames
+    from dreamreel.jobs.vid2vid import Vid2VidRecipe
 
     source = make_video(tmp_path / "phone.mp4", frames=7, width=64, height=48)
     recipe = Vid2VidRecipe(prompt="a dog", video=str(source), steps=6, strength="0:(0.6), 2:(0.6), 3:(0.5)", seed=3,
                            batch=3, model="tiny", output=str(tmp_path / "out.mp4"))  # fmt: skip
-    recipe.validate()
-    plan = vid2vid.plan(recipe)
-    unbroken = {f.index: f.image.tobytes() for f in vid2vid.frames(tiny_model, recipe, plan)}
+    prepared = prepare(recipe)
+    unbroken = {f.index: f.image.tobytes() for f in render_frames(prepared, tiny_model)}
     assert len(unbroken) == 7
     for start in (1, 2, 4, 6):
-        resumed = {f.index: f.image.tobytes() for f in vid2vid.frames(tiny_model, recipe, plan, start=start)}
+        frames = render_frames(prepared, tiny_model, wanted=range(start, 7))
+        resumed = {f.index: f.image.tobytes() for f in frames}
         assert sorted(resumed) == list(range(start, 7))
         assert all(resumed[i] == unbroken[i] for i in resumed), f"resumed at frame {start}"

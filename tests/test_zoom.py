@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.zoom import ZOOM_JOB, ZoomRecipe, frame_seed, zoom
+from dreamreel.jobs import recipe_from_dict
+from dreamreel.jobs.runner import history_of, prepare, render_frames, run_job
+from dreamreel.jobs.zoom import ZoomRecipe
+from dreamreel.recipes.seeds import frame_seed
 
 FRAMES = 24
 
@@ -48,12 +51,11 @@ def everything_on(target: Path, **changes) -> ZoomRecipe:
 
 @pytest.fixture(scope="module")
 def zoom_run(tiny_model, tmp_path_factory):
-    from dreamreel.jobs.runner import run_video_job
     from dreamreel.runs.store import RunStore
 
     folder = tmp_path_factory.mktemp("zoom")
     recipe = everything_on(folder / "film.mp4")
-    video = run_video_job(ZOOM_JOB, recipe, quiet=True, model=tiny_model, echo=lambda m: None)
+    [video] = run_job(recipe, model=tiny_model)
     return recipe, RunStore.open(recipe.run_dir), video
 
 
@@ -78,10 +80,10 @@ def test_every_treatment_runs_and_records_its_values(zoom_run):
 def test_frame_k_equals_the_frame_rendered_alone_from_the_run(zoom_run, tiny_model):
     """A frame is a pure function of the recipe on disk and the earlier frames' PNGs (exact resume)."""
     _, store, _ = zoom_run
-    recipe = store.recipe()  # read back from recipe.toml, as a resume would
+    recipe = recipe_from_dict(store.recipe_data())  # read back from recipe.toml, as a resume would
     assert isinstance(recipe, ZoomRecipe)
     for k in (1, 13):
-        alone = next(zoom(tiny_model, recipe, start=k, history=store.read_frame))
+        alone = next(render_frames(recipe, tiny_model, wanted=range(k, FRAMES), history=history_of(store)))
         record = store.done()[k]
         assert alone.seed == record.seed
         assert alone.facts["values"] == record.values
@@ -93,10 +95,8 @@ def test_reverse_plays_exactly_the_reversed_frames(zoom_run, tmp_path):
     from dreamreel.media.video import read_frames
 
     recipe, store, video = zoom_run
-    plan = ZOOM_JOB.plan(recipe)
-    backwards = encode_run(
-        store, recipe.replace(reverse=True, output=str(tmp_path / "back.mp4")), plan, quiet=True
-    )
+    plan = prepare(recipe).plan
+    backwards = encode_run(store, recipe.replace(reverse=True, output=str(tmp_path / "back.mp4")), plan)
     forward = [pixels(f.image) for f in read_frames(video)]
     reverse = [pixels(f.image) for f in read_frames(backwards)]
     assert len(forward) == len(reverse) == FRAMES
@@ -119,8 +119,8 @@ def test_seed_modes():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"zoom": "0:(1.0), 10:(__import__('os'))"}, "bad zoom schedule"),
-        ({"strength": "where(t == 10, 0, 0.5)"}, "frame 10: strength 0 must be in"),
+        ({"zoom": "0:(1.0), 10:(__import__('os'))"}, "bad --zoom schedule"),
+        ({"strength": "where(t == 10, 0, 0.5)"}, "frame 10: --strength 0 with --steps"),
         ({"strength": "0.1", "steps": 5}, "0 denoising steps"),
         ({"tint": "brown"}, "COLOR:AMOUNT"),
         ({"tint": "mauvish:0.2"}, "unknown colour"),
@@ -131,20 +131,20 @@ def test_seed_modes():
         ({"prompts": "10:a cat, 5:a dog"}, "must increase"),
         ({"start": "missing.png"}, "missing.png"),
         ({"output": "film.avi"}, "must end in"),
-        ({"steps": "where(t == 5, 0, 4)"}, "frame 5: steps 0"),
-        ({"zoom": "where(t == 5, -1, 1)"}, "frame 5: zoom -1 must be > 0"),
+        ({"steps": "where(t == 5, 0, 4)"}, "frame 5: --steps must be from 1 to 10000, got 0"),
+        ({"zoom": "where(t == 5, -1, 1)"}, "frame 5: --zoom must be > 0, got -1"),
     ],
 )
 def test_bad_settings_refused_before_any_model_loads(changes, message, tmp_path):
     recipe = everything_on(tmp_path / "x.mp4", **changes)
     with pytest.raises(DreamreelError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        recipe.validate()
+        prepare(recipe)
 
 
 def test_plain_numbers_everywhere_and_guide_defaults(tmp_path):
     recipe = ZoomRecipe(prompt="a cat", model="tiny", output=str(tmp_path / "a.mp4"))
-    recipe.validate()
-    v = recipe.values_at(0)
+    prepare(recipe)
+    v = recipe.values_at(0, recipe.frames - 1)
     assert (recipe.seed, v["guidance"], v["strength"], v["steps"]) == (1, 8.5, 0.5, 50)
     assert recipe.frame_rate() == 12
 
@@ -153,23 +153,22 @@ def test_prompts_from_a_file_are_written_into_the_recipe(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# the film's story\n0: a cat, in neon\n10: a dog\n", encoding="utf-8")
     recipe = ZoomRecipe(prompts=str(prompts), model="tiny", frames=20, output=str(tmp_path / "p.mp4"))
-    recipe.validate()
+    recipe = prepare(recipe).recipe
     assert recipe.prompts == "0: a cat, in neon, 10: a dog"
     assert recipe.prompt_schedule().prompts == ["a cat, in neon", "a dog"]
     with pytest.raises(DreamreelError, match="must be a number or a schedule"):
-        ZoomRecipe(prompt="a", model="tiny", zoom=[1, 2], output=str(tmp_path / "q.mp4")).validate()
+        prepare(ZoomRecipe(prompt="a", model="tiny", zoom=[1, 2], output=str(tmp_path / "q.mp4")))
 
 
 def test_start_from_txt2img_or_an_image(tiny_model, sample_picture, tmp_path):
-    from dreamreel.jobs.txt2img import txt2img
-    from dreamreel.recipes.base import Txt2ImgRecipe
+    from dreamreel.jobs.txt2img import Txt2ImgRecipe
 
     size = dict(model="tiny", device="cpu", dtype="fp32", steps=4, guidance=7.5)
     recipe = ZoomRecipe(prompt="a cat", start="txt2img", frames=2, width=32, height=32, seed=9, **size)
-    first = next(zoom(tiny_model, recipe.replace(output=str(tmp_path / "a.mp4"))))
-    plain = next(txt2img(tiny_model, Txt2ImgRecipe(prompt="a cat", seeds=[9], width=32, height=32, **size)))
+    first = next(render_frames(recipe.replace(output=str(tmp_path / "a.mp4")), tiny_model))
+    plain = next(render_frames(Txt2ImgRecipe(prompt="a cat", seeds=[9], width=32, height=32, **size), tiny_model))
     assert np.array_equal(pixels(first.image), pixels(plain.image))
     assert first.facts["effective_steps"] == 4
     from_image = ZoomRecipe(prompt="a cat", start=str(sample_picture), frames=2, width=32, **size)
-    frames = list(zoom(tiny_model, from_image.replace(output=str(tmp_path / "b.mp4"))))
+    frames = list(render_frames(from_image.replace(output=str(tmp_path / "b.mp4")), tiny_model))
     assert frames[1].image.size == (32, 24)  # the 96x64 picture's aspect, in multiples of 8

@@ -19,6 +19,7 @@ _LAZY = {
     "prepare": "dreamreel.jobs.runner",
     "run_job": "dreamreel.jobs.runner",
     "resume": "dreamreel.jobs.runner",
+    "render_frames": "dreamreel.jobs.runner",
     "recipe_from_toml": "dreamreel.jobs",
     "recipe_from_dict": "dreamreel.jobs",
     "Txt2ImgRecipe": "dreamreel.jobs.txt2img",

@@ -44,7 +44,7 @@ class ProgressBars:
     def item(self, path: Path | None) -> None:
         if self._items is not None:
             self._items.update(1)
-        if path is not None:
+        if path is not None and not self.quiet:
             self._write(str(path), err=False)
 
     def end(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.jobs.still_pictures import render_seeds, target_size
 from dreamreel.jobs.txt2img import Txt2ImgRecipe
 from dreamreel.media.pictures import RESIZE_MODES, open_image_checked
@@ -56,7 +56,12 @@ def frames(context: Context[Img2ImgRecipe]) -> Iterator[Frame]:
     )  # fmt: skip
 
 
+def example(samples: Samples) -> Img2ImgRecipe:
+    return Img2ImgRecipe(prompt="a wolf", model="tiny", steps=5, strength=0.6, width=32, height=32,
+                         image=str(samples.picture), seeds=[1, 2, 3], out=str(samples.folder / "img2img"))  # fmt: skip
+
+
 JOB = Job(
-    name="img2img", recipe=Img2ImgRecipe, plan=plan, frames=frames, stills=True,
+    example=example, name="img2img", recipe=Img2ImgRecipe, plan=plan, frames=frames, stills=True,
     summary="Image and text to image: one PNG per seed.",
 )  # fmt: skip

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.recipes.base import VideoRecipe, check_batch, check_prompt
 from dreamreel.recipes.seeds import check_seed, random_seeds
 
@@ -221,7 +221,12 @@ def _describe(
     )
 
 
+def example(samples: Samples) -> InterpolateRecipe:
+    return InterpolateRecipe(prompts=["a cat", "a dog"], seeds=[1, 2], frames_between=2, batch=2, model="tiny",
+                             steps=4, width=32, height=32, output=str(samples.folder / "interpolate.mp4"))  # fmt: skip
+
+
 JOB = Job(
-    name="interpolate", recipe=InterpolateRecipe, plan=plan, frames=frames,
+    example=example, name="interpolate", recipe=InterpolateRecipe, plan=plan, frames=frames,
     summary="Smooth video: slerp between seeds' noise, lerp between prompts' embeddings.",
 )  # fmt: skip

@@ -30,7 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from dreamreel.recipes.base import Recipe
 
@@ -92,6 +93,14 @@ def no_history(recipe: Any, index: int) -> Sequence[int]:
     return ()
 
 
+class Samples(Protocol):
+    """Input files an example recipe may name (the contract tests make them)."""
+
+    picture: Path  # a small RGB picture
+    video: Path  # a short source video
+    folder: Path  # where outputs go
+
+
 @dataclass(frozen=True)
 class Context(Generic[R]):
     """Everything ``frames`` gets: the loaded model, the resolved recipe, its plan, what to yield."""
@@ -120,4 +129,5 @@ class Job(Generic[R]):
     independent: bool = True
     stills: bool = False
     needs: Callable[[R, int], Sequence[int]] = no_history
+    example: Callable[[Samples], R] | None = None  # a small recipe with ``tiny``: contract tests, demos
     finish: Callable[[R, Plan, RunStore], None] | None = None  # after the video (a contact sheet)

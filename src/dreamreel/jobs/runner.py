@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs import job_of, recipe_from_dict
-from dreamreel.jobs.protocol import Context, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, History, Job, Plan
 from dreamreel.recipes.base import Recipe, SeedLoopRecipe, VideoRecipe
 from dreamreel.runs.interrupts import resumable
 from dreamreel.runs.seed_loops import SeedLoop, incomplete_loops
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import torch
 
     from dreamreel.models.loading import LoadedModel
+    from dreamreel.render.renderer import StepCallback
 
 
 class Reporter(Protocol):
@@ -75,15 +76,31 @@ class Prepared:
     plan: Plan
 
 
-def prepare(recipe: Recipe) -> Prepared:
-    """Resolve, check and plan, once, before any model loads."""
-    job = job_of(recipe)
+def prepare(recipe: Recipe, job: Job[Any] | None = None) -> Prepared:
+    """Resolve, check and plan, once, before any model loads (``job``: the registered one)."""
+    job = job or job_of(recipe)
+    recipe.check()
     resolved = recipe.resolved()
-    resolved.check()
     plan = job.plan(resolved)
     if plan.count < 1:
         raise DreamreelError(f"{job.name}: nothing to render (0 frames)")
     return Prepared(job, resolved, plan)
+
+
+def render_frames(
+    recipe: Recipe | Prepared,
+    model: LoadedModel,
+    *,
+    wanted: Sequence[int] | None = None,
+    history: History | None = None,
+    on_step: StepCallback | None = None,
+) -> Iterator[Frame]:
+    """A job's finished frames without writing any file (the Python API): every item, or the
+    ``wanted`` ones given the ``history`` of earlier finished frames (as a resume would)."""
+    prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe)
+    positions = range(prepared.plan.count) if wanted is None else wanted
+    context = Context(model, prepared.recipe, prepared.plan, positions, history, on_step)
+    return prepared.job.frames(context)
 
 
 def run_job(
@@ -92,13 +109,16 @@ def run_job(
     model: LoadedModel | None = None,
     reporter: Reporter | None = None,
     quiet_load: bool = True,
+    resume: bool = False,
+    force: bool = False,
 ) -> list[Path]:
-    """Run a job to its files: the pictures of a seed loop, or ``[video]``."""
+    """Run a job to its files: the pictures of a seed loop, or ``[video]``. A video job with
+    ``resume`` continues its run folder (``force``: even when the result would not be exact)."""
     prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe)
     report = reporter or Silent()
     if prepared.job.stills:
         return _run_stills(prepared, None, model, report, quiet_load)
-    return [_run_video(prepared, model, report, quiet_load, resume=False, force=False)]
+    return [_run_video(prepared, model, report, quiet_load, resume=resume, force=force)]
 
 
 def resume(
@@ -120,8 +140,7 @@ def resume(
         raise DreamreelError(f"{str(target)!r} is not a run folder or an output folder")
     if RunStore.is_run_folder(folder):
         recipe = recipe_of_run(folder)
-        prepared = prepare(recipe)
-        return [_run_video(prepared, model, report, quiet_load, resume=True, force=force)]
+        return run_job(recipe, model=model, reporter=report, quiet_load=quiet_load, resume=True, force=force)
     loops = incomplete_loops(folder, recipe_from_dict)
     if not loops:
         report.message(f"nothing to resume in {folder}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.img2img import Img2ImgRecipe
-from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.jobs.txt2img import Txt2ImgRecipe
 from dreamreel.media.pictures import RESIZE_MODES, open_image_checked
 from dreamreel.recipes.base import (
@@ -252,7 +252,13 @@ def finish(recipe: SweepRecipe, plan: Plan, store: RunStore) -> None:
     write_atomic(sheet_path(recipe), png_bytes(sheet))
 
 
+def example(samples: Samples) -> SweepRecipe:
+    return SweepRecipe(prompt="a coyote", model="tiny", steps=5, width=32, height=32, image=str(samples.picture),
+                       param="strength", sweep_from=0.3, sweep_to=0.9, frames=4, seed=3,
+                       output=str(samples.folder / "sweep.mp4"))  # fmt: skip
+
+
 JOB = Job(
-    name="sweep", recipe=SweepRecipe, plan=plan, frames=frames, finish=finish,
+    example=example, name="sweep", recipe=SweepRecipe, plan=plan, frames=frames, finish=finish,
     summary="One frame per value of a parameter: a video, its run folder and a contact sheet.",
 )  # fmt: skip

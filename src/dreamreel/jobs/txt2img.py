@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.jobs.still_pictures import render_seeds
 from dreamreel.recipes.base import SeedLoopRecipe
 
@@ -33,7 +33,12 @@ def frames(context: Context[Txt2ImgRecipe]) -> Iterator[Frame]:
     )  # fmt: skip
 
 
+def example(samples: Samples) -> Txt2ImgRecipe:
+    return Txt2ImgRecipe(prompt="a cat", model="tiny", steps=4, width=32, height=32, seeds=[1, 2, 3, 4],
+                         out=str(samples.folder / "txt2img"))  # fmt: skip
+
+
 JOB = Job(
-    name="txt2img", recipe=Txt2ImgRecipe, plan=plan, frames=frames, stills=True,
+    example=example, name="txt2img", recipe=Txt2ImgRecipe, plan=plan, frames=frames, stills=True,
     summary="Text to image: one PNG per seed.",
 )  # fmt: skip

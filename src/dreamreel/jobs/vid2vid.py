@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.recipes.base import (
     GUIDANCE,
     STEPS,
@@ -242,8 +242,14 @@ def _batches(values: Sequence[Any], size: int, start: int) -> list[list[int]]:
     return [batch for batch in batches if batch[-1] >= start]
 
 
+def example(samples: Samples) -> Vid2VidRecipe:
+    return Vid2VidRecipe(prompt="an aardvark", model="tiny", steps=5, strength=0.6, width=32, height=32,
+                         video=str(samples.video), seed=5, feedback=0.3, color_match="first",
+                         color_strength=0.7, output=str(samples.folder / "vid2vid.mp4"))  # fmt: skip
+
+
 JOB = Job(
-    name="vid2vid", recipe=Vid2VidRecipe, plan=plan, frames=frames, needs=needs,
+    example=example, name="vid2vid", recipe=Vid2VidRecipe, plan=plan, frames=frames, needs=needs,
     independent=False,  # feedback and colour match "first" chain frames; plain ones batch anyway
     summary="Every frame of a video through img2img: same timing, same sound, upright.",
 )  # fmt: skip

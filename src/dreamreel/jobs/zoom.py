@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs.protocol import Context, Frame, Job, Plan
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.keyframes import PromptSchedule, parse_prompts
 from dreamreel.media.treatments import BORDERS, COLOR_SPACES
 from dreamreel.recipes.base import (
@@ -296,7 +296,12 @@ def _render_frame(
     return item, picture
 
 
+def example(samples: Samples) -> ZoomRecipe:
+    return ZoomRecipe(prompt="a funny cat", model="tiny", steps=8, width=32, height=32, frames=5, seed=3,
+                      blend_back=0.5, color_match="first", output=str(samples.folder / "zoom.mp4"))  # fmt: skip
+
+
 JOB = Job(
-    name="zoom", recipe=ZoomRecipe, plan=plan, frames=frames, needs=needs, independent=False,
+    example=example, name="zoom", recipe=ZoomRecipe, plan=plan, frames=frames, needs=needs, independent=False,
     summary="Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed.",
 )  # fmt: skip

@@ -81,7 +81,4 @@ def text_value(recipe: Recipe, key: str, text: str) -> Any:
         return [part.strip() for part in text.split("|")]
     if isinstance(current, str):
         return text
-    number = number_or_schedule(text)  # int, float, or an optional setting (width, scheduler, vae)
-    if current is not None and isinstance(number, str):
-        raise DreamreelError(f"{flag_name(key)} takes a number, got {text!r}")
-    return number
+    return number_or_schedule(text)  # a number, or text the recipe's check judges (--fps 30000/1001)
