@@ -51,9 +51,9 @@ def no_model_load(monkeypatch):
 
 
 @pytest.fixture
-def run_cli(cli_tiny, capsys):
-    """The CLI in-process, errors mapped as for a user, with the session's tiny model:
-    ``run_cli(args)`` returns (exit code, stdout, stderr)."""
+def run_cli(capsys):
+    """The CLI in-process, errors mapped as for a user: ``run_cli(args)`` returns (exit code, stdout,
+    stderr). Add ``cli_tiny`` to reuse the session's tiny model (then LoRA/VAE options do not apply)."""
     from dreamreel.cli import main
 
     def run(args: list) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamreel.media.pictures import load_image, to_unit_tensor, resize_image
+from dreamreel.media.pictures import load_image, resize_image, to_unit_tensor
 from dreamreel.render.renderer import Renderer, seeded_generator
 from dreamreel.render.samplers import make_scheduler
 

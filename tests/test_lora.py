@@ -209,3 +209,38 @@ def test_video_jobs_apply_and_record_the_lora(tmp_path, tiny_model, job):
     assert fields["Lora hashes"] == f"neon: {lora_hash(lora)}"
     plain, styled = (list(Image.open(f[-1]).getdata()) for f in frames.values())
     assert plain != styled
+
+
+def test_a_sweep_frame_rerenders_with_its_lora_and_vae(tmp_path, tiny_model, run_cli, sample_picture):
+    """A sweep frame's PNG carries its still recipe with every model option, so ``rerender`` of the
+    frame gives that frame's picture (a hand-kept field list once dropped the LoRA and the VAE)."""
+    from PIL import Image
+
+    from dreamreel.runs.metadata import read_png_metadata
+
+    lora = _kohya(_factors(tiny_model), tmp_path / "style.safetensors")
+    generator = torch.Generator().manual_seed(9)
+    vae_state = {
+        name: (tensor + 0.01 * torch.randn(tensor.shape, generator=generator)).contiguous()
+        for name, tensor in tiny_model.components["vae"].state_dict().items()
+    }
+    vae = tmp_path / "other-vae.safetensors"
+    save_file(vae_state, vae)
+    film = tmp_path / "sweep.mp4"
+    code, _, err = run_cli([
+        "sweep", "a cat", "--image", sample_picture, "--param", "strength", "--values", "0.4,0.8", "--seed", "2",
+        "--steps", "4", "--width", "32", "--height", "32", "--lora", f"{lora}:0.8", "--vae", vae, "-o", film,
+        "--model", "tiny",
+        "--quiet",
+    ])  # fmt: skip
+    assert code == 0, err
+    frame = tmp_path / "sweep.run" / "frames" / "000001.png"
+    _, recipe = read_png_metadata(frame)
+    assert recipe["loras"] == [f"{lora}:0.8"] and recipe["vae"] == str(vae)
+    code, _, err = run_cli(["rerender", frame, "--out", tmp_path / "again", "--quiet"])
+    assert code == 0, err
+    (again,) = sorted((tmp_path / "again").glob("*.png"))
+    assert list(Image.open(again).getdata()) == list(Image.open(frame).getdata())
+    code, _, err = run_cli(["rerender", frame, "--out", tmp_path / "plain", "--quiet", "--lora", f"{lora}:0"])
+    (plain,) = sorted((tmp_path / "plain").glob("*.png"))
+    assert list(Image.open(plain).getdata()) != list(Image.open(frame).getdata())  # the LoRA mattered

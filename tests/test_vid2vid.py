@@ -389,3 +389,34 @@ def test_batched_run_resumed_anywhere_gives_the_first_runs_bits(tiny_model, tmp_
         resumed = {f.index: f.image.tobytes() for f in frames}
         assert sorted(resumed) == list(range(start, 7))
         assert all(resumed[i] == unbroken[i] for i in resumed), f"resumed at frame {start}"
+
+
+def test_the_source_is_opened_and_probed_once_before_rendering(tmp_path, tiny_model, monkeypatch):
+    """Planning a vid2vid run opens its source once (probe and frame times together); the only
+    other opening is the one that decodes frames for rendering."""
+    import dreamreel.media.video as video
+    from dreamreel.jobs.runner import run_job
+    from dreamreel.jobs.vid2vid import Vid2VidRecipe
+    from dreamreel.render.renderer import Renderer
+
+    source = make_video(tmp_path / "phone.mp4", frames=4, width=64, height=48, audio=True)
+    opened_before_rendering: list[str] = []
+    rendering = []
+    real_open, real_generate = video._open_input, Renderer.generate
+
+    def counting_open(path, what="video"):
+        if not rendering:
+            opened_before_rendering.append(str(path))
+        return real_open(path, what)
+
+    def first_render(self, *args, **kwargs):
+        rendering.append(True)
+        return real_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(video, "_open_input", counting_open)
+    monkeypatch.setattr(Renderer, "generate", first_render)
+    recipe = Vid2VidRecipe(prompt="a cat", video=str(source), model="tiny", steps=3, strength=0.6, seed=1,
+                           width=32, height=32, output=str(tmp_path / "out.mp4"))  # fmt: skip
+    run_job(recipe, model=tiny_model)
+    # once to plan, once to start decoding frames (before the first UNet call)
+    assert opened_before_rendering == [str(source), str(source)]

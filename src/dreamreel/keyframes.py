@@ -345,6 +345,7 @@ class Schedule:
         if keys[i].number is None or i + 1 == len(keys):
             return value_of(i, frame if keys[i].number is None else frames[i])
         a, b = keys[i].number, value_of(i + 1, frames[i + 1])
+        assert a is not None  # a number keyframe (checked above)
         w = (frame - frames[i]) / (frames[i + 1] - frames[i])
         return a + (b - a) * w
 

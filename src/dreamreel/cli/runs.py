@@ -3,6 +3,7 @@ a picture, a video or a run folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,8 @@ def print_video_info(path: Path) -> None:
         done = store.done()
         click.echo(f"run folder: {path}")
         total = ""
-        try:
+        with contextlib.suppress(DreamreelError):  # e.g. the source moved: the finished count still helps
             total = f" of {job_of(recipe).plan(recipe.resolved()).count}"
-        except DreamreelError:
-            pass  # e.g. the source video moved: the count of finished frames still helps
         click.echo(f"job: {recipe.job}; {len(done)}{total} frames finished")
         video = getattr(recipe, "output", "")
         if video:

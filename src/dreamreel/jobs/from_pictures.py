@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.runs.metadata import parse_parameters, read_png_metadata
 from dreamreel.jobs import recipe_from_dict
 from dreamreel.jobs.img2img import Img2ImgRecipe
 from dreamreel.jobs.txt2img import Txt2ImgRecipe
 from dreamreel.recipes.base import Recipe
 from dreamreel.render.samplers import canonical_scheduler_name
+from dreamreel.runs.metadata import parse_parameters, read_png_metadata
 
 log = logging.getLogger("dreamreel")
 

@@ -83,8 +83,8 @@ class Plan:
         """How long each frame shows, in frame order."""
         if self.times is None:
             assert self.fps is not None
-            return [1 / self.fps] * self.count
-        last_end = self.end_time if self.end_time is not None else self.times[-1] + 1 / (self.fps or 1)
+            return [Fraction(1) / self.fps] * self.count
+        last_end = self.end_time if self.end_time is not None else self.times[-1] + Fraction(1) / (self.fps or 1)
         ends = [*self.times[1:], last_end]
         return [end - time for time, end in zip(self.times, ends, strict=True)]
 

@@ -33,6 +33,8 @@ from dreamreel.recipes.base import (
 from dreamreel.recipes.seeds import check_seed, random_seeds
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from dreamreel.runs.store import RunStore
 
 SWEEPABLE = {"strength": float, "guidance": float, "steps": int, "seed": int}
@@ -195,7 +197,7 @@ def plan(recipe: SweepRecipe) -> Plan:
     overlay = None
     if recipe.caption:
 
-        def overlay(index, picture):  # type: ignore[no-untyped-def]
+        def overlay(index: int, picture: Image.Image) -> Image.Image:
             return caption_picture(picture, label(recipe, values[index]))
 
     return Plan(count=len(values), values=checked, fps=recipe.frame_rate(), overlay=overlay)
@@ -222,12 +224,11 @@ def frames(context: Context[SweepRecipe]) -> Iterator[Frame]:
     for index in context.wanted:
         still = recipe.frame_recipe(values, index)
         strength = getattr(still, "strength", None)
-        item = next(
-            render_seeds(
-                model, renderer, still, [0], width=width, height=height, on_step=context.on_step,
-                init=init, strength=strength,
-            )  # fmt: skip
-        )
+        pictures = render_seeds(
+            model, renderer, still, [0], width=width, height=height, on_step=context.on_step,
+            init=init, strength=strength,
+        )  # fmt: skip
+        item = next(pictures)
         frame_values = {recipe.param: values[index], **{n: getattr(still, n) for n in scheduled if hasattr(still, n)}}
         yield dataclasses.replace(item, index=index, facts={**item.facts, "values": frame_values})
 

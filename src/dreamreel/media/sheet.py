@@ -57,7 +57,7 @@ def contact_sheet(
     height = max(1, round(first.height * width / first.width))
     font = _font(max(10, width // 14))
     probe = ImageDraw.Draw(PILImage.new("RGB", (1, 1)))
-    text_height = max(probe.textbbox((0, 0), c or "0", font=font)[3] for c in captions) + 6
+    text_height = round(max(probe.textbbox((0, 0), c or "0", font=font)[3] for c in captions)) + 6
     gap = 4
     sheet = PILImage.new(
         "RGB",

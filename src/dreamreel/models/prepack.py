@@ -84,4 +84,4 @@ def unpack_convolutions(network: nn.Module) -> None:
     for module in network.modules():
         if type(module) is PrepackedConv2d:
             module.__dict__.pop("_packed", None)
-            module.__class__ = nn.Conv2d
+            module.__class__ = nn.Conv2d  # type: ignore[assignment]  # back to the stock class

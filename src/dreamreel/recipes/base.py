@@ -211,7 +211,7 @@ class Recipe:
     def check_together(self, values: dict[str, Any], index: int) -> None:
         """Rules across settings of one frame; jobs add theirs."""
         if "strength" in values and "strength" not in self.unchecked(index):
-            check_strength(values["strength"], values["steps"] if "steps" in values else self.steps)
+            check_strength(values["strength"], values.get("steps", self.steps))
 
     def checked_values(self, count: int) -> list[dict[str, Any]]:
         """Every frame's values of a ``count``-frame run, each checked (the error names the frame)."""

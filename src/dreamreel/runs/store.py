@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dreamreel.errors import DreamreelError
@@ -34,12 +34,18 @@ if TYPE_CHECKING:
 class FinishedFrame(Protocol):
     """What the store needs of a finished frame (``jobs.protocol.Frame`` is one)."""
 
-    index: int
-    seed: int
-    image: Image.Image
-    recipe: Recipe
-    parameters: str
-    facts: Mapping[str, Any]
+    @property
+    def index(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def image(self) -> Image.Image: ...
+    @property
+    def recipe(self) -> Recipe: ...
+    @property
+    def parameters(self) -> str: ...
+    @property
+    def facts(self) -> Mapping[str, Any]: ...
 
 RECIPE_NAME = "recipe.toml"
 MANIFEST_NAME = "manifest.jsonl"
@@ -287,8 +293,8 @@ class RunStore:
         for record in self.records():
             latest[record.index] = record
         finished: list[FrameRecord] = []
-        while (record := latest.get(len(finished))) is not None and self._intact(record):
-            finished.append(record)
+        while (found := latest.get(len(finished))) is not None and self._intact(found):
+            finished.append(found)
         return finished
 
     def _intact(self, record: FrameRecord) -> bool:
