@@ -172,3 +172,25 @@ def test_unknown_names_are_refused():
     with pytest.raises(DreamreelError, match="unknown schedule type"):
         scheduler_from_infotext("Euler", "Wobbly")
     assert scheduler_from_infotext("", None) is None
+
+
+@pytest.mark.parametrize("kind", ["DDIMScheduler", "PNDMScheduler"])
+def test_deprecated_scheduler_configs_are_corrected_as_the_pipeline_corrects_them(tiny_model, kind):
+    import diffusers
+
+    from dreamreel.render.renderer import Renderer
+
+    config = {**SD15_SCHEDULER_CONFIG, "steps_offset": 0, "clip_sample": True}
+    old = getattr(diffusers, kind).from_config(config)
+    components = {**tiny_model.components, "scheduler": getattr(diffusers, kind).from_config(config)}
+    components.update(safety_checker=None, feature_extractor=None)
+    pipe = diffusers.StableDiffusionPipeline(**components, requires_safety_checker=False)
+    model = type(tiny_model)(spec="tiny", components={**tiny_model.components, "scheduler": old},
+                             device=tiny_model.device, dtype=tiny_model.dtype)  # fmt: skip
+    named = kind.removesuffix("Scheduler").replace("PNDM", "PLMS")
+    for ours in (Renderer(model).scheduler, Renderer(model, named).scheduler):
+        assert (ours.config.steps_offset, ours.config.clip_sample) == (1, False)
+        assert (pipe.scheduler.config.steps_offset, pipe.scheduler.config.clip_sample) == (1, False)
+        ours.set_timesteps(7)
+        pipe.scheduler.set_timesteps(7)
+        assert ours.timesteps.tolist() == pipe.scheduler.timesteps.tolist()

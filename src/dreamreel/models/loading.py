@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dreamreel.models.checkpoint import detect_architecture
 from dreamreel.errors import DreamreelError
+from dreamreel.models.checkpoint import detect_architecture
 from dreamreel.models.safety import SAFETENSORS, check_weights_file, safetensors_keys
 
 if TYPE_CHECKING:

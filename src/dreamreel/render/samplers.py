@@ -203,9 +203,10 @@ def canonical_scheduler_name(name: str) -> str:
             raise _refuse_sampler(alias)
         return alias
     for label in A1111_SAMPLERS:
-        if key == label.lower() or key.startswith(label.lower() + " "):
-            if A1111_SAMPLERS[label].class_name is None:
-                raise _refuse_sampler(label)
+        if A1111_SAMPLERS[label].class_name is None and (
+            key == label.lower() or key.startswith(label.lower() + " ")
+        ):
+            raise _refuse_sampler(label)
     for other, nearest in _NOT_IN_A1111.items():
         if key == other.lower() or key.startswith(other.lower() + " "):
             raise DreamreelError(
@@ -244,7 +245,7 @@ def scheduler_from_infotext(sampler: str | None, schedule_type: str | None = Non
         raise _refuse_sampler(label)
     if schedule is not None and schedule.label == "Automatic":
         schedule = A1111_SCHEDULE_TYPES[info.default_schedule] if info.default_schedule else None
-    if schedule is None or info.timestep_sampler and "timestep_spacing" not in (schedule.overrides or {}):
+    if schedule is None or (info.timestep_sampler and "timestep_spacing" not in (schedule.overrides or {})):
         return label
     if schedule.overrides is None:
         raise DreamreelError(
@@ -348,11 +349,34 @@ def split_scheduler_name(name: str) -> tuple[str, str | None]:
     return name, "Uniform" if info.default_schedule and not info.timestep_sampler else None
 
 
+def _pipeline_config_fixes(config: Any) -> dict[str, Any]:
+    """What diffusers' Stable Diffusion pipelines change in a deprecated scheduler config when they are
+    constructed (``StableDiffusionPipeline.__init__``): ``steps_offset`` other than 1 becomes 1 and
+    ``clip_sample`` True becomes False. The same pictures need the same config."""
+    fixes: dict[str, Any] = {}
+    if config.get("steps_offset", 1) != 1:
+        fixes["steps_offset"] = 1
+    if config.get("clip_sample", False) is True:
+        fixes["clip_sample"] = False
+    return fixes
+
+
+def pipeline_normalized(scheduler: Any) -> Any:
+    """The scheduler as diffusers' pipeline would use it: itself when its config is current, else a
+    fresh copy with the pipeline constructor's corrections (the caller's object is left alone)."""
+    fixes = _pipeline_config_fixes(scheduler.config)
+    if not fixes:
+        return scheduler
+    return type(scheduler).from_config({**scheduler.config, **fixes})
+
+
 def make_scheduler(name: str, base_scheduler: Any) -> Any:
-    """A new scheduler of the named kind, configured from the model's own scheduler config."""
+    """A new scheduler of the named kind, configured from the model's own scheduler config (with the
+    corrections diffusers' pipelines make to deprecated configs)."""
     import diffusers
 
     choice = SCHEDULERS[canonical_scheduler_name(name)]
     cls = getattr(diffusers, choice.class_name)
     config = {k: v for k, v in base_scheduler.config.items() if k not in _SIGMA_KEYS}
+    config.update(_pipeline_config_fixes(config))
     return cls.from_config(config, **choice.overrides)
