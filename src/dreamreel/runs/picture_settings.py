@@ -329,6 +329,9 @@ def _from_comfyui(info: Mapping[str, Any], image: Image.Image) -> PictureSetting
                 unmappable.append(("latent_image", f"{kind} (inpainting)"))
         else:
             unmappable.append(("latent_image", f"comes from {kind} (a multi-pass graph)"))
+        if width is None and "width" in nodes[latent]["inputs"]:  # e.g. LatentUpscale: the saved size
+            width = _int(_value(nodes, nodes[latent]["inputs"].get("width")))
+            height = _int(_value(nodes, nodes[latent]["inputs"].get("height")))
     if strength is None and denoise not in (None, 1.0):
         unmappable.append(("denoise", f"{denoise} on an empty latent"))
     unmappable.extend(_graph_changes(nodes, inputs))
@@ -604,6 +607,10 @@ def settings_to_recipe_fields(settings: PictureSettings) -> dict[str, Any]:
     missing = [name for name, value in needed.items() if value is None]
     if missing:
         raise DreamreelError(f"{tool} picture lacks the setting {missing[0]!r} needed to render it again")
+    from dreamreel.recipes.base import MAX_SEED
+
+    if not 0 <= int(settings.seed) <= MAX_SEED:  # type: ignore[arg-type]
+        raise DreamreelError(f"{tool} seed {settings.seed} is beyond dreamreel's seeds (0 to {MAX_SEED})")
     width, height = settings.width, settings.height
     for name, size in (("width", width), ("height", height)):
         if size is None or size < 8 or size % 8:
