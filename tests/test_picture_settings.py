@@ -156,10 +156,7 @@ def _hide(image: Image.Image, text: str, *, rgb: bool, compressed: bool) -> Imag
     bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))
     pixels = np.array(image.convert("RGBA" if not rgb else "RGB"))
     plane = pixels.transpose(1, 0, 2)  # column by column
-    if rgb:
-        flat = plane.reshape(-1)  # R, G, B of each pixel in turn
-    else:
-        flat = plane[:, :, 3].reshape(-1)
+    flat = plane.reshape(-1) if rgb else plane[:, :, 3].reshape(-1)  # rgb: R, G, B of each pixel in turn
     assert bits.size <= flat.size
     flat[: bits.size] = (flat[: bits.size] & 0xFE) | bits
     if rgb:
@@ -223,7 +220,7 @@ def test_comfyui_graph_changes_are_named(tmp_path):
     graph["11"] = {"class_type": "LoraLoader", "inputs": {"model": ["4", 0], "clip": ["4", 1],
                                                           "lora_name": "x.safetensors"}}  # fmt: skip
     graph["3"]["inputs"]["model"] = ["11", 0]
-    with pytest.raises(DreamreelError, match="ComfyUI setting 'model' does not map.*LoraLoader"):
+    with pytest.raises(DreamreelError, match=r"ComfyUI setting 'model' does not map.*LoraLoader"):
         settings_to_recipe_fields(read_picture_settings(_comfy_picture(tmp_path / "c.png", graph)))
     graph = _comfy_graph()
     graph["5"]["inputs"]["width"] = 500
@@ -231,7 +228,7 @@ def test_comfyui_graph_changes_are_named(tmp_path):
         settings_to_recipe_fields(read_picture_settings(_comfy_picture(tmp_path / "w.png", graph)))
     graph = _comfy_graph()
     graph["3"]["inputs"]["sampler_name"] = "dpmpp_2s_ancestral"
-    with pytest.raises(DreamreelError, match="ComfyUI: sampler 'DPM\\+\\+ 2S a' has no diffusers equivalent"):
+    with pytest.raises(DreamreelError, match=r"ComfyUI: sampler 'DPM\+\+ 2S a' has no diffusers equivalent"):
         settings_to_recipe_fields(read_picture_settings(_comfy_picture(tmp_path / "s.png", graph)))
 
 
