@@ -98,6 +98,23 @@ def save(self, *a, **k):
     return out
 RunStore.save = save
 timed(runner, "encode_run", "encode video")
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextModel
+spent = {}
+def accumulate(owner, name, label):
+    real = getattr(owner, name)
+    def wrapper(*a, **k):
+        t = time.perf_counter()
+        try:
+            return real(*a, **k)
+        finally:
+            calls, seconds = spent.get(label, (0, 0.0))
+            spent[label] = (calls + 1, seconds + time.perf_counter() - t)
+    setattr(owner, name, wrapper)
+accumulate(UNet2DConditionModel, "forward", "UNet calls")
+accumulate(AutoencoderKL, "encode", "VAE encode")
+accumulate(AutoencoderKL, "decode", "VAE decode")
+accumulate(CLIPTextModel, "forward", "text encoder")
 sys.argv = ["dreamreel", *sys.argv[1:]]
 try:
     app.main()
@@ -108,6 +125,8 @@ for name, seconds in marks:
     print(f"{name:34s} {seconds:7.2f} s")
 for i, at in enumerate(saves):
     print(f"frame {i} saved at {at:7.2f} s" + (f" (+{at - saves[i - 1]:.2f} s)" if i else ""))
+for label, (calls, seconds) in spent.items():
+    print(f"{label:34s} {seconds:7.2f} s in {calls} calls")
 print(f"{'whole run (in-process)':34s} {total:7.2f} s")
 '''
 
@@ -116,9 +135,8 @@ def ensure_model(folder: Path) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     sys.path.insert(0, str(HERE))
-    from sd15 import build_sd15
-
     from diffusers import StableDiffusionPipeline
+    from sd15 import build_sd15
 
     model = build_sd15()
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -126,19 +144,23 @@ def ensure_model(folder: Path) -> Path:
     return folder
 
 
-def run_timed(command: list[str], env: dict[str, str], first_file: Path) -> tuple[float, float]:
-    """(seconds to the first saved frame, seconds for the whole process)."""
+def run_timed(command: list[str], env: dict[str, str], first_file: Path) -> tuple[float, float, float]:
+    """(seconds to the first saved frame, seconds for the whole process, the process's CPU seconds).
+    On a CPU shared with other work the CPU seconds are the steadier figure."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = None
-    while process.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
         if first is None and first_file.exists():
             first = time.perf_counter() - start
         time.sleep(0.01)
     whole = time.perf_counter() - start
-    if process.returncode != 0:
+    if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command[:3]} failed: {process.stderr.read() if process.stderr else ''}")
-    return (first if first is not None else whole), whole
+    return (first if first is not None else whole), whole, usage.ru_utime + usage.ru_stime
 
 
 def zoom_command(model: Path, out: Path, args: argparse.Namespace) -> list[str]:
@@ -172,7 +194,7 @@ def main() -> None:
         if args.profile:
             script = work / "dreamreel_phases.py"  # not profile.py: that name shadows the stdlib module
             script.write_text(PROFILE_SCRIPT)
-            for run in range(2):
+            for run in range(args.runs):
                 out = work / f"p{run}"
                 out.mkdir()
                 command = [sys.executable, str(script), *zoom_command(model, out, args)[3:]]
@@ -184,7 +206,7 @@ def main() -> None:
             return
         plain = work / "plain.py"
         plain.write_text(PLAIN_SCRIPT)
-        times: dict[str, list[tuple[float, float]]] = {"plain": [], "ours": []}
+        times: dict[str, list[tuple[float, float, float]]] = {"plain": [], "ours": []}
         for run in range(args.runs + 1):  # run 0 warms the file cache and dreamreel's hash cache
             for side in ("plain", "ours"):
                 out = work / f"{side}{run}"
@@ -196,20 +218,31 @@ def main() -> None:
                 else:
                     command = zoom_command(model, out, args)
                     first_file = out / "ours.run" / "frames" / "000000.png"
-                first, whole = run_timed(command, env, first_file)
+                first, whole, cpu = run_timed(command, env, first_file)
                 if run > 0:
-                    times[side].append((first, whole))
+                    times[side].append((first, whole, cpu))
                 print(f"   run {run}{' (warm-up)' if run == 0 else ''} {side:5s}: first frame {first:6.2f} s, "
-                      f"whole {whole:6.2f} s", flush=True)  # fmt: skip
+                      f"whole {whole:6.2f} s, CPU {cpu:6.1f} s, {load()}", flush=True)  # fmt: skip
     plain_first = statistics.median(t[0] for t in times["plain"])
     plain_whole = statistics.median(t[1] for t in times["plain"])
     ours_first = statistics.median(t[0] for t in times["ours"])
     ours_whole = statistics.median(t[1] for t in times["ours"])
+    plain_cpu = statistics.median(t[2] for t in times["plain"])
+    ours_cpu = statistics.median(t[2] for t in times["ours"])
     print(f"zoom {args.frames} frames {args.size}px {args.steps} steps, medians of {args.runs}:")
     print(f"  first saved frame: plain {plain_first:.2f} s, dreamreel {ours_first:.2f} s, "
           f"ratio {ours_first / plain_first:.3f}")  # fmt: skip
     print(f"  whole process:     plain {plain_whole:.2f} s, dreamreel {ours_whole:.2f} s, "
           f"ratio {ours_whole / plain_whole:.3f}")  # fmt: skip
+    print(f"  CPU seconds:       plain {plain_cpu:.1f} s, dreamreel {ours_cpu:.1f} s, "
+          f"ratio {ours_cpu / plain_cpu:.3f}")  # fmt: skip
+
+
+def load() -> str:
+    try:
+        return f"load {os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "load n/a"
 
 
 def help_only(env: dict[str, str], runs: int) -> None:
