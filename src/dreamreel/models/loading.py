@@ -287,7 +287,8 @@ def place_model(
     agree with the contiguous layout to float rounding (tests/test_speed.py). ``channels_last``
     True/False forces the layout of both. ``compile`` wraps the UNet's forward in ``torch.compile``
     in place (opt-in: the first call compiles for minutes on a CPU; it pays off over long runs).
-    On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout (prepack.py;
+    On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout and linear layers
+    run on oneDNN's matmul, not MKL's (prepack.py;
     ``prepack=False`` leaves them stock).
     """
     import torch
@@ -302,13 +303,14 @@ def place_model(
     for key, wanted in nhwc.items():
         if components.get(key) is not None:
             components[key].to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
-    from dreamreel.models.prepack import prepack_convolutions, unpack_convolutions
+    from dreamreel.models.prepack import prepack_convolutions, prepack_linears, unpack_convolutions
 
-    for key in ("unet", "vae"):
+    for key in ("unet", "vae", "text_encoder"):
         if components.get(key) is not None:
             unpack_convolutions(components[key])
             if device.type == "cpu" and not compile and prepack:
                 prepack_convolutions(components[key])
+                prepack_linears(components[key])
     if compile:
         compile_networks(components, device)
 
