@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from dreamreel.errors import DreamreelError
-from dreamreel.models.lora import lora_hash, parse_lora_spec
 from dreamreel.models.loading import load_model
+from dreamreel.models.lora import lora_hash, parse_lora_spec
 
 RANK, ALPHA = 4, 2.0
 # (component, diffusers module name) pairs a typical SD LoRA touches, present in tiny

@@ -13,7 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from dreamreel.models.prepack import PrepackedConv2d, prepack_available, prepack_convolutions, unpack_convolutions
+from dreamreel.models.prepack import (
+    PrepackedConv2d,
+    prepack_available,
+    prepack_convolutions,
+    unpack_convolutions,
+)
 
 pytestmark = pytest.mark.skipif(not prepack_available(), reason="this torch build has no oneDNN")
 TOLERANCE = 1e-4

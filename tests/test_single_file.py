@@ -9,8 +9,8 @@ import pytest
 import torch
 from sd_layout import clip_to_original, open_clip_to_original, unet_to_original, vae_to_original
 
-from dreamreel.models.checkpoint import config_dir, detect_architecture
 from dreamreel.errors import DreamreelError
+from dreamreel.models.checkpoint import config_dir, detect_architecture
 from dreamreel.models.loading import check_model_spec, file_hash, load_model, weights_hash
 from dreamreel.render.renderer import Renderer
 
