@@ -345,9 +345,10 @@ class Schedule:
         if frame < frames[0]:  # before the first keyframe its value holds
             return value_of(0, frames[0])
         i = max(j for j, f in enumerate(frames) if f <= frame)
-        if keys[i].number is None or i + 1 == len(keys):
-            return value_of(i, frame if keys[i].number is None else frames[i])
-        a, b = keys[i].number, value_of(i + 1, frames[i + 1])
+        a = keys[i].number
+        if a is None or i + 1 == len(keys):
+            return value_of(i, frame if a is None else frames[i])
+        b = value_of(i + 1, frames[i + 1])
         w = (frame - frames[i]) / (frames[i + 1] - frames[i])
         return a + (b - a) * w
 

@@ -114,6 +114,6 @@ def unpack_convolutions(network: nn.Module) -> None:
     for module in network.modules():
         if type(module) is PrepackedConv2d:
             module.__dict__.pop("_packed", None)
-            module.__class__ = nn.Conv2d
+            module.__class__ = nn.Conv2d  # type: ignore[assignment]
         elif type(module) is OneDNNLinear:
-            module.__class__ = nn.Linear
+            module.__class__ = nn.Linear  # type: ignore[assignment]

@@ -219,7 +219,7 @@ def _from_sd_parsers(tool: str, info: Mapping[str, Any], image: Image.Image) -> 
     from sd_parsers.exceptions import ParserError
     from sd_parsers.parsers import FooocusParser, InvokeAIParser, NovelAIParser
 
-    parser_cls = {INVOKEAI: InvokeAIParser, NOVELAI: NovelAIParser, FOOOCUS: FooocusParser}[tool]
+    parser_cls: Any = {INVOKEAI: InvokeAIParser, NOVELAI: NovelAIParser, FOOOCUS: FooocusParser}[tool]
     try:
         parsed = parser_cls().parse(dict(info))
     except (ParserError, KeyError, ValueError, TypeError) as exc:
