@@ -12,6 +12,12 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_hash_cache(tmp_path_factory):
+    """Model hashes are remembered in a cache of this test session, never the user's ~/.cache."""
+    os.environ["DREAMREEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("dreamreel-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     from dreamreel.models.loading import load_model

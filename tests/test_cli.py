@@ -53,7 +53,7 @@ def test_running_again_numbers_on(tmp_path, capsys):
 def test_png_carries_both_metadata_chunks(tmp_path, capsys):
     run(["txt2img", "a cat", *TINY, "--seed", "265", "--negative", "dog", "--out", str(tmp_path)], capsys)
     picture = Image.open(tmp_path / "00000-265.png")
-    assert picture.text["parameters"].startswith("a cat\nNegative prompt: dog\nSteps: 6, Sampler: PNDM")
+    assert picture.text["parameters"].startswith("a cat\nNegative prompt: dog\nSteps: 6, Sampler: PLMS")
     assert '"seeds": [265]' in picture.text["dreamreel"]
     code, out, _ = run(["info", str(tmp_path / "00000-265.png")], capsys)
     assert code == 0 and "Seed: 265" in out and '"prompt": "a cat"' in out

@@ -44,6 +44,9 @@ def test_offline_not_cached_is_one_clear_error(empty_hf_home):
         DreamreelError, match=r"not in the local Hugging Face cache.*hf download dreamreel-test/nope"
     ):
         check_model_spec("dreamreel-test/nope")
+    with pytest.raises(DreamreelError) as other:
+        check_model_spec("dreamreel-test/nope")
+    assert "--model tiny" not in str(other.value)  # the hint is for the default model
 
 
 def test_cli_offline_empty_cache_exits_2_with_one_line(tmp_path):
@@ -61,6 +64,7 @@ def test_cli_offline_empty_cache_exits_2_with_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in lines[0] and "hf download" in lines[0]
+    assert "`--model tiny` checks the install without downloads" in lines[0]
     assert not (tmp_path / "o").exists()
 
 

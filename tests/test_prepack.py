@@ -97,3 +97,21 @@ def test_unpack_restores_stock_convolutions():
     assert prepack_convolutions(network) == 1  # 'same' padding and reflect padding stay stock
     unpack_convolutions(network)
     assert all(type(m) is nn.Conv2d for m in network)
+
+
+def test_linear_layers_run_on_onednn_and_compute_what_stock_ones_do(tiny_model):
+    from dreamreel.models.prepack import OneDNNLinear, prepack_linears
+
+    for key in ("unet", "vae", "text_encoder"):
+        linears = [m for m in tiny_model.components[key].modules() if isinstance(m, nn.Linear)]
+        assert linears and all(type(m) is OneDNNLinear for m in linears)
+    stock = copy.deepcopy(tiny_model.components["unet"])
+    unpack_convolutions(stock)
+    assert not any(type(m) is OneDNNLinear for m in stock.modules())
+    packed = copy.deepcopy(stock)
+    assert prepack_linears(packed) > 0
+    sample, timestep, embeds = _unet_inputs()
+    with torch.no_grad():
+        expected = stock(sample, timestep, encoder_hidden_states=embeds).sample
+        got = packed(sample, timestep, encoder_hidden_states=embeds).sample
+    assert (got - expected).abs().max().item() < TOLERANCE

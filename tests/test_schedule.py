@@ -210,3 +210,52 @@ def test_any_text_parses_or_is_refused_cleanly(text):
     except ScheduleError:
         return
     assert all(isinstance(v, float) and math.isfinite(v) for v in got)
+
+
+# -- constant expressions and the documented differences from Deforum (README, "Schedules") ----------
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        ("0:((0.5)), 60:(1)", 0.5, 1.0),
+        ("0:(-(0.5)), 60:(1)", -0.5, 1.0),
+        ("0:(2*pi), 60:(1)", 2 * math.pi, 1.0),
+        ("0:(1/4 + 1/4), 60:(1)", 0.5, 1.0),
+    ],
+)
+def test_a_value_without_t_max_f_or_s_is_a_number_and_interpolates(text, first, last):
+    values = parse_schedule(text).values(61)
+    assert values[0] == pytest.approx(first) and values[60] == pytest.approx(last)
+    assert values[30] == pytest.approx((first + last) / 2)  # halfway, not held until frame 59
+
+
+@pytest.mark.parametrize("value", ["1e-3", "(1e-3)", "1.", "(1.)", "( 0.001 )", "(  1e-3  )"])
+def test_numbers_deforum_reads_as_expressions_are_numbers_here(value):
+    values = parse_schedule(f"0:{value}, 10:(1)").values(11)
+    start = 0.001 if "e" in value or "0.001" in value else 1.0
+    assert values[0] == pytest.approx(start)
+    assert values[5] == pytest.approx(start + (1 - start) / 2)
+
+
+def test_a_keyframe_past_the_last_frame_is_interpolated_toward_so_shorter_runs_are_prefixes():
+    schedule = parse_schedule("0:(1.0), 100:(2.0)")
+    short, long = schedule.values(11), schedule.values(101)
+    assert short == long[:11]
+    assert short[10] == pytest.approx(1.1)  # Deforum drops key 100 and holds 1.0
+
+
+def test_commas_inside_expressions_do_not_split_keyframes():
+    values = parse_schedule("0:(max(0.5, min(t/10, 1))), 20:(where(t > 25, 2, 3))").values(30)
+    assert values[:3] == [0.5, 0.5, 0.5] and values[10] == 1.0
+    assert values[20] == 3.0 and values[29] == 2.0
+
+
+def test_frame_zero_is_optional_and_the_first_value_holds_until_its_key():
+    assert parse_schedule("10:(2.0), 20:(4.0)").values(21)[:11] == [2.0] * 11
+    assert parse_schedule("10:(2.0), 20:(4.0)").values(21)[15] == 3.0
+
+
+def test_a_failing_constant_value_is_refused_at_parse_time_with_its_position():
+    with pytest.raises(ScheduleError, match="fails: float division by zero at character 11"):
+        parse_schedule("0:(1), 10:(1/0)")

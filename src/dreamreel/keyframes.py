@@ -3,10 +3,14 @@
 Pure Python, no torch. Semantics follow Deforum (see REFERENCE.md): literal numbers interpolate
 linearly between keyframes and hold before the first / after the last one; an expression keyframe is
 re-evaluated at every frame until the next keyframe, and a number followed by an expression runs
-linearly to the expression's value at its own keyframe. Better than Deforum:
+linearly to the expression's value at its own keyframe. A value that uses none of ``t``, ``max_f``
+and ``s`` is a number, however it is written (``(0.5)``, ``((0.5))``, ``-(0.5)``, ``1e-3``, ``1.``,
+``( 1.0 )``, ``2*pi``). Better than Deforum:
 
 - commas inside expressions work (keyframes are split by a tokenizer that respects brackets);
 - frame 0 may be omitted (the first value holds), and a plain number or bare expression is a schedule;
+- a keyframe past the last frame of a run is interpolated toward (Deforum drops it), so a shorter
+  render is exactly the first frames of the longer film;
 - frame keys may be expressions of ``max_f`` (``max_f/2``); keyframes out of order are an error;
 - expressions go through a whitelist evaluator built on ``ast``: numbers, ``t`` ``max_f`` ``s`` ``pi``,
   ``sin cos tan abs sqrt exp log min max floor ceil where``, arithmetic and comparisons. Everything
@@ -280,7 +284,6 @@ class Keyframe:
     position: int  # character position of the key in the schedule text
 
 
-_NUMBER = re.compile(r"^\s*\(?\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*\)?\s*$")
 
 SeedOf = int | Callable[[int], int]
 
@@ -342,10 +345,10 @@ class Schedule:
         if frame < frames[0]:  # before the first keyframe its value holds
             return value_of(0, frames[0])
         i = max(j for j, f in enumerate(frames) if f <= frame)
-        if keys[i].number is None or i + 1 == len(keys):
-            return value_of(i, frame if keys[i].number is None else frames[i])
-        a, b = keys[i].number, value_of(i + 1, frames[i + 1])
-        assert a is not None  # a number keyframe (checked above)
+        a = keys[i].number
+        if a is None or i + 1 == len(keys):
+            return value_of(i, frame if a is None else frames[i])
+        b = value_of(i + 1, frames[i + 1])
         w = (frame - frames[i]) / (frames[i + 1] - frames[i])
         return a + (b - a) * w
 
@@ -389,12 +392,25 @@ def parse_schedule(value: str | float | int, name: str = "value") -> Schedule:
             raise _fail(name, text, key_pos, "missing frame number before ':'")
         frame = parse_expression(key_text, name=name, text=text, offset=key_pos, allowed=("max_f",))
         expr = parse_expression(value_text, name=name, text=text, offset=value_pos)
-        number = expr.evaluate() if _NUMBER.match(value_text) else None
+        number = _constant(expr, name, text, value_pos) if not expr.names else None
         keyframes.append(Keyframe(frame, expr, number, key_pos + len(key_text) - len(key_text.lstrip())))
     schedule = Schedule(name=name, text=text, keyframes=tuple(keyframes))
     if all(not k.frame.names for k in keyframes):
         schedule.frames(0)  # constant keys: their order is checked now, not at the first frame
     return schedule
+
+
+def _constant(expr: Expression, name: str, text: str, position: int) -> float:
+    """The value of an expression that uses none of ``t``, ``max_f``, ``s``: a number like any other,
+    so ``(0.5)``, ``((0.5))``, ``-(0.5)``, ``1e-3`` and ``2*pi`` all interpolate."""
+    try:
+        value = expr.evaluate()
+    except (ArithmeticError, ValueError) as exc:
+        why = "the value overflows" if isinstance(exc, OverflowError) else str(exc)
+        raise _fail(name, text, position, f"the value fails: {why}") from None
+    if not math.isfinite(value):
+        raise _fail(name, text, position, f"the value is {value}")
+    return value
 
 
 def check_schedule(schedule: Schedule, count: int, seed: SeedOf = 0) -> list[float]:

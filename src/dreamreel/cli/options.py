@@ -72,7 +72,7 @@ picture_options = options(
     click.option("--negative", help="Negative prompt (what to avoid)."),
     click.option("--width", type=int, help="Width, a multiple of 8 (default: the model's native size)."),
     click.option("--height", type=int, help="Height, a multiple of 8 (default: the model's native size)."),
-    click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PNDM, ...'),
+    click.option("--scheduler", help='A1111 sampler name: "Euler a", "DPM++ 2M Karras", DDIM, PLMS, ...'),
     model_options,
 )
 

@@ -57,7 +57,7 @@ def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
 @click.argument("path", type=click.Path())
 def info(path: str) -> None:
     """Print what made a PNG (its recipe and A1111 parameters), a video or a run folder."""
-    from dreamreel.runs.metadata import read_png_metadata
+    from dreamreel.runs.picture_settings import read_picture_settings
 
     target = Path(path)
     if not target.exists():
@@ -65,14 +65,18 @@ def info(path: str) -> None:
     if target.is_dir() or target.suffix.lower() in VIDEO_INFO_SUFFIXES:
         print_video_info(target)
         return
-    parameters, recipe = read_png_metadata(target)
-    if parameters is None and recipe is None:
-        raise DreamreelError(f"{path!r} carries no generation settings")
-    if parameters:
-        click.echo(parameters)
-    if recipe:
-        click.echo("")
+    settings = read_picture_settings(target)
+    if settings.recipe is not None:  # ours: the A1111 text, then the whole recipe
+        from dreamreel.runs.metadata import read_png_metadata
+
+        parameters, recipe = read_png_metadata(target)
+        if parameters:
+            click.echo(parameters)
+            click.echo("")
         click.echo(json.dumps(recipe, indent=2, ensure_ascii=False))
+        return
+    for name, value in settings.summary().items():
+        click.echo(f"{name}: {value}")
 
 
 def print_video_info(path: Path) -> None:

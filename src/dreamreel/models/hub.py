@@ -54,6 +54,15 @@ def cached_snapshot(repo_id: str) -> Path | None:
     return None
 
 
+def tiny_hint(repo_id: str) -> str:
+    """For the default model, the way to check an install with no download at all."""
+    from dreamreel.models.loading import DEFAULT_MODEL
+
+    if repo_id != DEFAULT_MODEL:
+        return ""
+    return "; meanwhile `--model tiny` checks the install without downloads"
+
+
 def check_pipeline_index(repo_id: str, index: dict[str, Any]) -> None:
     """Refuse repos that need custom code or are not a Stable Diffusion pipeline we can drive."""
     name = index.get("_class_name")
@@ -82,7 +91,7 @@ def check_cached(repo_id: str) -> Path | None:
             raise DreamreelError(
                 f"model {repo_id!r} is not in the local Hugging Face cache ({hub_cache_dir()}) and "
                 f"HF_HUB_OFFLINE is set; fetch it once online with `{fetch_command(repo_id)}` "
-                "(or run dreamreel once without HF_HUB_OFFLINE=1)"
+                f"(or run dreamreel once without HF_HUB_OFFLINE=1){tiny_hint(repo_id)}"
             )
         return None
     try:
@@ -104,6 +113,7 @@ def check_cached(repo_id: str) -> Path | None:
         raise DreamreelError(
             f"model {repo_id!r} is only partly in the local Hugging Face cache (no safetensors weights for "
             f"{', '.join(missing)}) and HF_HUB_OFFLINE is set; fetch it with `{fetch_command(repo_id)}`"
+            f"{tiny_hint(repo_id)}"
         )
     return None if missing else snapshot
 
@@ -132,7 +142,7 @@ def check_reachable(repo_id: str) -> None:
         raise DreamreelError(
             f"model {repo_id!r} is not in the local Hugging Face cache ({hub_cache_dir()}) and {host} "
             f"cannot be reached ({exc.strerror or exc}); fetch it on a connected machine with "
-            f"`{fetch_command(repo_id)}`, or point HF_HOME at a cache that has it"
+            f"`{fetch_command(repo_id)}`, or point HF_HOME at a cache that has it{tiny_hint(repo_id)}"
         ) from exc
 
 
@@ -150,7 +160,9 @@ def download_index(repo_id: str) -> dict[str, Any]:
         path = hf_hub_download(repo_id, "model_index.json", cache_dir=str(hub_cache_dir()))
     except Exception as exc:  # network, auth, missing repo: all one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DreamreelError(f"could not fetch model {repo_id!r} from Hugging Face: {first}") from exc
+        raise DreamreelError(
+            f"could not fetch model {repo_id!r} from Hugging Face: {first}{tiny_hint(repo_id)}"
+        ) from exc
     finally:
         hub_log.setLevel(level)
     index = json.loads(Path(path).read_text(encoding="utf-8"))

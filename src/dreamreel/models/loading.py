@@ -76,16 +76,49 @@ class LoadedModel:
             if self.source_file is not None:
                 self._hash = file_hash(self.source_file)
             else:
-                self._hash = weights_hash(self.components["unet"])
+                self._hash = self._weights_hash()
         return self._hash
+
+    def _weights_hash(self) -> str:
+        """``weights_hash`` of the UNet, remembered by the UNet's weights file (path, size, mtime) when
+        it came from one (a diffusers folder or a Hugging Face snapshot), so a second run does not
+        hash again. Components built in memory are hashed each time."""
+        from dreamreel.models.hash_cache import cached_digest
+
+        unet = self.components["unet"]
+        weights = _unet_weights_file(self.spec)
+        if weights is None:
+            return weights_hash(unet)
+        dtype = str(next(iter(unet.parameters())).dtype).removeprefix("torch.")
+        return cached_digest(weights, lambda: weights_hash(unet), kind=f"unet-weights-{dtype}")
+
+
+def _unet_weights_file(spec: str) -> Path | None:
+    """The one weights file of a diffusers folder's (or cached hub snapshot's) UNet, if there is one."""
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        if spec == "tiny" or folder.is_file():
+            return None
+        try:
+            from dreamreel.models.hub import cached_snapshot
+
+            snapshot = cached_snapshot(spec)
+        except Exception:  # not a hub id: nothing to key a cache entry on
+            return None
+        if snapshot is None:
+            return None
+        folder = snapshot
+    files = [p for p in (folder / "unet").glob("diffusion_pytorch_model*") if p.suffix in (".safetensors", ".bin")]
+    plain = [p for p in files if p.name.count(".") == 1]
+    return plain[0] if len(plain) == 1 else None
 
 
 def file_hash(path: Path, length: int = 10) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
+    """A1111's short model hash: the file's sha256, first ``length`` hex digits. Remembered in the user
+    cache by (path, size, mtime): a 4 GB checkpoint is read once, not on every run (hash_cache.py)."""
+    from dreamreel.models.hash_cache import cached_sha256
+
+    return cached_sha256(path)[:length]
 
 
 def weights_hash(module: Any) -> str:
@@ -254,7 +287,8 @@ def place_model(
     agree with the contiguous layout to float rounding (tests/test_speed.py). ``channels_last``
     True/False forces the layout of both. ``compile`` wraps the UNet's forward in ``torch.compile``
     in place (opt-in: the first call compiles for minutes on a CPU; it pays off over long runs).
-    On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout (prepack.py;
+    On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout and linear layers
+    run on oneDNN's matmul, not MKL's (prepack.py;
     ``prepack=False`` leaves them stock).
     """
     import torch
@@ -269,13 +303,14 @@ def place_model(
     for key, wanted in nhwc.items():
         if components.get(key) is not None:
             components[key].to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
-    from dreamreel.models.prepack import prepack_convolutions, unpack_convolutions
+    from dreamreel.models.prepack import prepack_convolutions, prepack_linears, unpack_convolutions
 
-    for key in ("unet", "vae"):
+    for key in ("unet", "vae", "text_encoder"):
         if components.get(key) is not None:
             unpack_convolutions(components[key])
             if device.type == "cpu" and not compile and prepack:
                 prepack_convolutions(components[key])
+                prepack_linears(components[key])
     if compile:
         compile_networks(components, device)
 

@@ -58,6 +58,35 @@ class PrepackedConv2d(nn.Conv2d):
         return state
 
 
+class OneDNNLinear(nn.Linear):
+    """An ``nn.Linear`` whose CPU fp32 inference product runs on oneDNN instead of the BLAS library.
+
+    PyTorch's CPU wheels send ``F.linear`` to MKL, which on AMD CPUs takes a slow path: on the project's
+    2-core AMD EPYC, SD 1.5's UNet linear shapes ran 1.2-2.2x faster through oneDNN's matmul
+    (benchmarks/RESULTS.md), and linear layers are a third of the UNet's time there. Same parameters,
+    same arithmetic; results agree with MKL's to float rounding (a differently ordered sum).
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or input.device.type != "cpu" or input.dtype != torch.float32:
+            return super().forward(input)
+        if self.weight.dtype != torch.float32 or self.weight.device.type != "cpu":
+            return super().forward(input)
+        return torch.ops.mkldnn._linear_pointwise(input, self.weight, self.bias, "none", [], "")
+
+
+def prepack_linears(network: nn.Module) -> int:
+    """Switch ``network``'s plain ``nn.Linear`` modules to ``OneDNNLinear``; returns how many."""
+    if not prepack_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return 0
+    count = 0
+    for module in network.modules():
+        if type(module) is nn.Linear:
+            module.__class__ = OneDNNLinear
+            count += 1
+    return count
+
+
 def _packable(conv: nn.Module) -> bool:
     return (
         type(conv) is nn.Conv2d
@@ -80,8 +109,11 @@ def prepack_convolutions(network: nn.Module) -> int:
 
 
 def unpack_convolutions(network: nn.Module) -> None:
-    """Back to stock ``nn.Conv2d`` (before moving to a GPU or compiling), dropping the caches."""
+    """Back to stock ``nn.Conv2d`` and ``nn.Linear`` (before moving to a GPU or compiling), dropping
+    the caches."""
     for module in network.modules():
         if type(module) is PrepackedConv2d:
             module.__dict__.pop("_packed", None)
-            module.__class__ = nn.Conv2d  # type: ignore[assignment]  # back to the stock class
+            module.__class__ = nn.Conv2d  # type: ignore[assignment]
+        elif type(module) is OneDNNLinear:
+            module.__class__ = nn.Linear  # type: ignore[assignment]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.render.samplers import make_scheduler, scheduler_name_for
+from dreamreel.render.samplers import make_scheduler, pipeline_normalized, scheduler_name_for
 
 if TYPE_CHECKING:
     import torch
@@ -100,7 +100,7 @@ class Renderer:
     def __init__(self, model: LoadedModel, scheduler: str | None = None) -> None:
         self.model = model
         base = model.components["scheduler"]
-        self.scheduler = make_scheduler(scheduler, base) if scheduler else base
+        self.scheduler = make_scheduler(scheduler, base) if scheduler else pipeline_normalized(base)
         self.scheduler_name = scheduler_name_for(self.scheduler)
         self._encodings: dict[str, torch.Tensor] = {}
         self._last_encoded: tuple[torch.Tensor, Any] | None = None  # (picture, its latent distribution)

@@ -59,11 +59,20 @@ def a1111_params(
     model: str,
     strength: float | None = None,
     extra: dict[str, Any] | None = None,
+    schedule_type: str | None = None,
 ) -> dict[str, Any]:
-    """Our settings under A1111's keys, in A1111's order."""
-    sampler_name, schedule_type = sampler, None
-    if sampler.endswith(" Karras"):
-        sampler_name, schedule_type = sampler.removesuffix(" Karras"), "Karras"
+    """Our settings under A1111's keys, in A1111's order.
+
+    ``sampler`` is a dreamreel scheduler name (``"DPM++ 2M Karras"``); it is written as A1111's
+    ``Sampler`` + ``Schedule type`` pair, which A1111 reads back as the same scheduler. A given
+    ``schedule_type`` is written as it is (``sampler`` then being A1111's bare sampler label).
+    """
+    from dreamreel.render.samplers import split_scheduler_name
+
+    if schedule_type is None:
+        sampler_name, schedule_type = split_scheduler_name(sampler)
+    else:
+        sampler_name = sampler
     params: dict[str, Any] = {
         "Steps": steps,
         "Sampler": sampler_name,
@@ -114,9 +123,26 @@ def parse_parameters(text: str) -> dict[str, Any]:
     if "Size" in result:
         width, _, height = str(result["Size"]).partition("x")
         result["Size-1"], result["Size-2"] = width, height
-    if "Schedule type" in result and result.get("Sampler") and result["Schedule type"] == "Karras":
-        result["Sampler"] = f"{result['Sampler']} Karras"
+    if result.get("Sampler"):
+        result["Sampler"] = _dreamreel_sampler(str(result["Sampler"]), result.get("Schedule type"))
     return result
+
+
+def _dreamreel_sampler(sampler: str, schedule_type: Any) -> str:
+    """``Sampler`` (+ ``Schedule type``) as one dreamreel scheduler name where it maps (A1111's
+    reading: ``Automatic`` is the sampler's default schedule); otherwise the two joined as A1111 wrote
+    them before 1.9, so a caller can name what does not map."""
+    from dreamreel.render.samplers import scheduler_from_infotext
+
+    try:
+        name = scheduler_from_infotext(sampler, schedule_type)
+    except DreamreelError:
+        name = None
+    if name is not None:
+        return name
+    if schedule_type and schedule_type not in ("Automatic", "Uniform"):
+        return f"{sampler} {schedule_type}"
+    return sampler
 
 
 def png_info(parameters: str, recipe: dict[str, Any], facts: dict[str, Any] | None = None) -> Any:
