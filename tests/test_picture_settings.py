@@ -72,7 +72,7 @@ def test_each_tools_picture_shows_its_tool_prompt_seed_and_settings(name, tool, 
 
 
 def test_comfyui_img2img_sample_maps_to_img2img_but_for_its_64_bit_seed(tmp_path, monkeypatch):
-    monkeypatch.setattr("dreamreel.recipes.base.MAX_SEED", 2**64 - 1)  # what torch.Generator accepts
+    monkeypatch.setattr("dreamreel.recipes.seeds.MAX_SEED", 2**64 - 1)  # what torch.Generator accepts
     path = _resaved(PICTURES / "img2img_cropped.png", tmp_path / "c.png")
     fields = settings_to_recipe_fields(read_picture_settings(path))
     assert (fields["scheduler"], fields["seeds"]) == ("DPM++ 2M", [280823642470253])
@@ -335,7 +335,7 @@ def test_info_and_rerender_of_other_tools_pictures(name, tmp_path, run_cli, cli_
     assert written["Sampler"] == fields.get("scheduler", written["Sampler"])
 
 
-def test_a_picture_without_settings_says_so(tmp_path, run_cli):
+def test_the_cli_says_a_picture_carries_no_settings(tmp_path, run_cli):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
     code, _, err = run_cli(["info", plain])
