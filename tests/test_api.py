@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import dreamreel
 
 
@@ -36,3 +38,18 @@ def test_cli_help_does_not_import_torch():
     code = "import sys, dreamreel.cli.app; print('torch' in sys.modules, 'diffusers' in sys.modules, 'av' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False", "False"]
+
+
+def test_a_job_given_components_the_caller_built_does_not_check_the_recipe_model(tiny_model, tmp_path):
+    """``LoadedModel.wrap`` takes a components dict as it is; a job handed a model renders with it even
+    when the recipe names the default model, which is not in this machine's cache."""
+    model = dreamreel.LoadedModel.wrap(dict(tiny_model.components), name="my-model")
+    recipe = dreamreel.Txt2ImgRecipe(prompt="a cat", seeds=[4], steps=3, width=32, height=32)  # default model
+    with pytest.raises(dreamreel.DreamreelError, match="not in the local Hugging Face cache"):
+        dreamreel.prepare(recipe)  # without a model: the recipe's model is checked, and it is missing
+    ours = next(dreamreel.render_frames(recipe, model))
+    reference = next(dreamreel.render_frames(recipe.replace(model="tiny"), tiny_model))
+    assert ours.image.tobytes() == reference.image.tobytes()
+    assert "Model: my-model" in ours.parameters
+    [written] = dreamreel.run_job(recipe.replace(out=str(tmp_path)), model=model)
+    assert written.is_file()

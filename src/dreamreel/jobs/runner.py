@@ -76,10 +76,11 @@ class Prepared:
     plan: Plan
 
 
-def prepare(recipe: Recipe, job: Job[Any] | None = None) -> Prepared:
-    """Resolve, check and plan, once, before any model loads (``job``: the registered one)."""
+def prepare(recipe: Recipe, job: Job[Any] | None = None, *, model_given: bool = False) -> Prepared:
+    """Check, resolve and plan, once, before any model loads (``job``: the registered one;
+    ``model_given``: the caller renders with its own model, so the recipe's model spec is not checked)."""
     job = job or job_of(recipe)
-    recipe.check()
+    recipe.check(model_given=model_given)
     resolved = recipe.resolved()
     plan = job.plan(resolved)
     if plan.count < 1:
@@ -97,7 +98,7 @@ def render_frames(
 ) -> Iterator[Frame]:
     """A job's finished frames without writing any file (the Python API): every item, or the
     ``wanted`` ones given the ``history`` of earlier finished frames (as a resume would)."""
-    prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe)
+    prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe, model_given=True)
     positions = range(prepared.plan.count) if wanted is None else wanted
     context = Context(model, prepared.recipe, prepared.plan, positions, history, on_step)
     return prepared.job.frames(context)
@@ -114,7 +115,7 @@ def run_job(
 ) -> list[Path]:
     """Run a job to its files: the pictures of a seed loop, or ``[video]``. A video job with
     ``resume`` continues its run folder (``force``: even when the result would not be exact)."""
-    prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe)
+    prepared = recipe if isinstance(recipe, Prepared) else prepare(recipe, model_given=model is not None)
     report = reporter or Silent()
     if prepared.job.stills:
         return _run_stills(prepared, None, model, report, quiet_load)
@@ -147,7 +148,7 @@ def resume(
         return []
     written: list[Path] = []
     for loop in loops:
-        prepared = prepare(loop.recipe)
+        prepared = prepare(loop.recipe, model_given=model is not None)
         written += _run_stills(prepared, loop, model, report, quiet_load)
     return written
 

@@ -75,7 +75,7 @@ class SweepRecipe(VideoRecipe):
     resize: str = "crop"
     caption: bool = False  # burn "param value" into the video's frames (the PNGs stay clean)
 
-    def check(self) -> None:
+    def check(self, *, model_given: bool = False) -> None:
         if self.param in ("width", "height", "size"):
             raise DreamreelError(
                 f"--param {self.param} cannot be swept: the frames of one video share a size "
@@ -89,7 +89,7 @@ class SweepRecipe(VideoRecipe):
             )
         if self.param == "strength" and not self.image:
             raise DreamreelError("sweeping strength needs --image (strength is an img2img setting)")
-        super().check()
+        super().check(model_given=model_given)
         if self.seed is not None:
             check_seed(self.seed)
         check_choice(self, "resize", RESIZE_MODES)

@@ -40,6 +40,14 @@ class LoadedModel:
     loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
     _hash: str | None = field(default=None, repr=False)
 
+    @classmethod
+    def wrap(cls, components: dict[str, Any], name: str = "custom") -> LoadedModel:
+        """Components the caller built (the dict ``StableDiffusionPipeline(**...)`` takes), used where
+        they are: device and dtype are read from the UNet; nothing is moved, cast or loaded. ``name``
+        goes into the pictures' metadata."""
+        parameter = next(iter(components["unet"].parameters()))
+        return cls(spec=name, components=components, device=parameter.device, dtype=parameter.dtype)
+
     @property
     def name(self) -> str:
         """Short model name for metadata (A1111 writes the checkpoint's file stem)."""

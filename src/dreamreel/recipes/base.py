@@ -119,8 +119,10 @@ class Recipe:
 
     # -- checks (pure) ------------------------------------------------------------------------
 
-    def check(self) -> None:
-        """Everything that can be known without a model; raises one line, changes nothing."""
+    def check(self, *, model_given: bool = False) -> None:
+        """Everything that can be known without a model; raises one line, changes nothing. With
+        ``model_given`` (the caller hands the job a loaded model) the model options are not checked:
+        the recipe's model spec is not what renders."""
         check_prompt("prompt", self.prompt)
         check_prompt("negative prompt", self.negative)
         for setting in self.SCHEDULED:
@@ -146,12 +148,13 @@ class Recipe:
         for name in ("compile", "allow_unsafe_pickle"):
             if not isinstance(getattr(self, name), bool):
                 raise DreamreelError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
-        if self.vae is not None:
-            check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
         if not isinstance(self.loras, list) or not all(isinstance(x, str) for x in self.loras):
             raise DreamreelError("loras must be a list of 'FILE' or 'FILE:WEIGHT' strings")
-        parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        if not model_given:
+            check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
+            if self.vae is not None:
+                check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
+            parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
         if self.all_plain():  # one set of values for every frame: checked without counting frames
             self.check_values(self.values_at(0, 0))
 
@@ -273,8 +276,8 @@ class SeedLoopRecipe(Recipe):
     out: str = "outputs"
     batch: int = 1  # seeds per UNet call; the pictures are the same for any batch size
 
-    def check(self) -> None:
-        super().check()
+    def check(self, *, model_given: bool = False) -> None:
+        super().check(model_given=model_given)
         if not isinstance(self.seeds, list):
             raise DreamreelError(f"seeds must be a list of whole numbers, got {self.seeds!r}")
         for seed in self.seeds:
@@ -302,8 +305,8 @@ class VideoRecipe(Recipe):
     pingpong: bool = False
     audio: str = ""
 
-    def check(self) -> None:
-        super().check()
+    def check(self, *, model_given: bool = False) -> None:
+        super().check(model_given=model_given)
         check_output(self.output)
         if self.fps is not None:
             parse_fps(self.fps)
