@@ -96,3 +96,14 @@ def video_packets(path: Path) -> list[Fraction]:
         return sorted(
             (p.pts - origin) * base for p in container.demux(stream) if p.size and p.pts is not None
         )
+
+
+def png_roundtrip(image):
+    """A picture as a run folder keeps it and reads it back (lossless PNG, converted to RGB)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")

@@ -11,9 +11,9 @@ with its ``example`` recipe). Like diffusers' PipelineTesterMixin, one set of pr
 from __future__ import annotations
 
 import hashlib
-import io
 
 import pytest
+from media import png_roundtrip
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs import JOBS, recipe_from_dict
@@ -22,14 +22,6 @@ from dreamreel.media.pictures import to_unit_tensor
 
 NAMES = sorted(JOBS)
 
-
-def png_roundtrip(image):
-    """A picture as the store keeps it and reads it back (lossless PNG)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def bits(frames) -> dict[int, bytes]:

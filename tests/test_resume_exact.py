@@ -13,9 +13,8 @@ every later frame bit for bit with the unbroken run.
 
 from __future__ import annotations
 
-import io
-
 import pytest
+from media import png_roundtrip
 
 from dreamreel.jobs.runner import prepare, render_frames
 from dreamreel.jobs.vid2vid import Vid2VidRecipe
@@ -42,13 +41,6 @@ ZOOM_CASES = {
     "start-image": dict(steps=8, width=64, strength=0.5, start="IMAGE"),
 }
 
-
-def png_roundtrip(image):
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def assert_resumes_exactly(recipe, model):

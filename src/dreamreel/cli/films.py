@@ -12,6 +12,7 @@ from dreamreel.cli.options import (
     film_seed_options,
     guidance_option,
     picture_options,
+    recipe_options,
     schedulable,
     scheduled_guidance_option,
     scheduled_steps_option,
@@ -23,7 +24,7 @@ from dreamreel.errors import DreamreelError
 
 def _film(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
     """A film whose one seed, when not given, is drawn and announced."""
-    render(_recipe(recipe_cls, options, **fixed), quiet=options["quiet"], announce=options.get("seed") is None)
+    render(recipe_options(recipe_cls, options, **fixed), quiet=options["quiet"], announce=options.get("seed") is None)
 
 
 @cli.command()
@@ -126,7 +127,7 @@ def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
     from dreamreel.jobs.zoom import ZoomRecipe
 
-    recipe = _recipe(ZoomRecipe, options, prompt=prompt or "")
+    recipe = recipe_options(ZoomRecipe, options, prompt=prompt or "")
     render(recipe, quiet=options["quiet"])  # the guide's seed 1 is the default: nothing drawn
 
 
@@ -152,11 +153,5 @@ def interpolate(prompt: str | None, prompts: tuple[str, ...], seeds: tuple[int, 
         raise DreamreelError("use either --seed (repeated) or --seeds, not both")
     seed_values = parse_seeds(seed_list) if seed_list else list(seeds)
     all_prompts = ([prompt] if prompt else []) + list(prompts)
-    recipe = _recipe(InterpolateRecipe, options, prompts=all_prompts, seeds=seed_values)
+    recipe = recipe_options(InterpolateRecipe, options, prompts=all_prompts, seeds=seed_values)
     render(recipe, quiet=options["quiet"], announce=not seed_values)
-
-
-def _recipe(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> Any:
-    from dreamreel.cli.options import recipe_options
-
-    return recipe_options(recipe_cls, options, **fixed)

@@ -89,6 +89,9 @@ seed_loop_options = options(
     click.option("--batch", type=int, help="Seeds per UNet call (default 1; same pictures, can be faster on GPUs)."),
 )
 
+# Still pictures: plain numbers for steps and guidance, the picture, a seed loop into a folder.
+still_options = options(steps_option, guidance_option, picture_options, seed_loop_options)
+
 video_options = options(
     click.option("--output", "-o", required=True, help="The video: NAME.mp4, .webm or .gif (run folder NAME.run/)."),
     click.option("--fps", help="Frames per second; fractions allowed (30000/1001)."),

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from dreamreel.cli.app import cli, render
-from dreamreel.cli.options import guidance_option, picture_options, seed_loop_options, steps_option
+from dreamreel.cli.options import recipe_options, still_options
 from dreamreel.errors import DreamreelError
 
 
@@ -32,8 +32,6 @@ def seeds_given(options: dict[str, Any]) -> list[int] | None:
 
 
 def _seed_loop(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
-    from dreamreel.cli.options import recipe_options
-
     seeds = seeds_given(options)
     recipe = recipe_options(recipe_cls, options, seeds=seeds or [], out=options["out"] or "outputs", **fixed)
     render(recipe, quiet=options["quiet"], announce=seeds is None or options["count"] is not None)
@@ -41,10 +39,7 @@ def _seed_loop(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
 
 @cli.command()
 @click.argument("prompt")
-@steps_option
-@guidance_option
-@picture_options
-@seed_loop_options
+@still_options
 def txt2img(prompt: str, **options: Any) -> None:
     """Text to image: one PNG per seed."""
     from dreamreel.jobs.txt2img import Txt2ImgRecipe
@@ -57,10 +52,7 @@ def txt2img(prompt: str, **options: Any) -> None:
 @click.option("--image", "-i", required=True, help="Starting picture.")
 @click.option("--strength", type=float, help="0 keeps the picture, 1 ignores it (default 0.75).")
 @click.option("--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size.")
-@steps_option
-@guidance_option
-@picture_options
-@seed_loop_options
+@still_options
 def img2img(prompt: str, **options: Any) -> None:
     """Image and text to image."""
     from dreamreel.jobs.img2img import Img2ImgRecipe
@@ -73,10 +65,7 @@ def img2img(prompt: str, **options: Any) -> None:
 @click.option("--prompt", help="Replace the prompt.")
 @click.option("--image", "-i", help="Replace the starting picture (img2img pictures).")
 @click.option("--strength", type=float, help="Replace the strength (img2img pictures).")
-@steps_option
-@guidance_option
-@picture_options
-@seed_loop_options
+@still_options
 def rerender(picture: str, **options: Any) -> None:
     """Render a picture again from its own metadata, with any setting overridden (e.g. --steps 350)."""
     from dreamreel.jobs.from_pictures import recipe_from_picture

@@ -24,8 +24,8 @@ class Img2ImgRecipe(Txt2ImgRecipe):
     strength: float = 0.75
     resize: str = "crop"
 
-    def check(self, *, model_given: bool = False) -> None:
-        super().check(model_given=model_given)
+    def check(self) -> None:
+        super().check()
         check_strength(self.strength, self.steps)
         check_choice(self, "resize", RESIZE_MODES)
         if not self.image:

@@ -73,7 +73,7 @@ class InterpolateRecipe(VideoRecipe):
     loop: bool = False  # go back to the first keyframe at the end (a seamless loop)
     batch: int = 1  # frames per UNet call (same pictures, faster on a GPU)
 
-    def check(self, *, model_given: bool = False) -> None:
+    def check(self) -> None:
         prompts = self.keyframe_prompts()
         if not prompts:
             raise DreamreelError("interpolate needs at least one --prompt")
@@ -93,7 +93,7 @@ class InterpolateRecipe(VideoRecipe):
             raise DreamreelError(f"--frames-between must be a whole number from 0 to {MAX_BETWEEN}")
         ease(0.5, self.easing)
         check_batch(self.batch)
-        super().check(model_given=model_given)
+        super().check()
 
     def resolved(self) -> InterpolateRecipe:
         recipe = super().resolved()

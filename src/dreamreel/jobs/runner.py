@@ -80,7 +80,9 @@ def prepare(recipe: Recipe, job: Job[Any] | None = None, *, model_given: bool = 
     """Check, resolve and plan, once, before any model loads (``job``: the registered one;
     ``model_given``: the caller renders with its own model, so the recipe's model spec is not checked)."""
     job = job or job_of(recipe)
-    recipe.check(model_given=model_given)
+    recipe.check()
+    if not model_given:
+        recipe.check_model()
     resolved = recipe.resolved()
     plan = job.plan(resolved)
     if plan.count < 1:
@@ -162,7 +164,7 @@ def recipe_of_run(folder: str | Path) -> Recipe:
     return recipe
 
 
-def history_of(store: RunStore) -> Any:
+def history_of(store: RunStore) -> History:
     """Finished frame i as the job held it: [1, 3, H, W] in [0, 1], ``byte / 255`` exactly."""
     from dreamreel.media.pictures import to_unit_tensor
 

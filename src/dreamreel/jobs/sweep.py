@@ -10,6 +10,7 @@ renderer, one prompt encoding and one VAE encoding of the picture serve the whol
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class SweepRecipe(VideoRecipe):
     resize: str = "crop"
     caption: bool = False  # burn "param value" into the video's frames (the PNGs stay clean)
 
-    def check(self, *, model_given: bool = False) -> None:
+    def check(self) -> None:
         if self.param in ("width", "height", "size"):
             raise DreamreelError(
                 f"--param {self.param} cannot be swept: the frames of one video share a size "
@@ -89,7 +90,7 @@ class SweepRecipe(VideoRecipe):
             )
         if self.param == "strength" and not self.image:
             raise DreamreelError("sweeping strength needs --image (strength is an img2img setting)")
-        super().check(model_given=model_given)
+        super().check()
         if self.seed is not None:
             check_seed(self.seed)
         check_choice(self, "resize", RESIZE_MODES)
@@ -109,11 +110,16 @@ class SweepRecipe(VideoRecipe):
 
     def seed_of(self, index: int) -> int:
         if self.param == "seed":
-            return int(self.sweep_values()[index])
+            return int(self._sweep_values[index])
         return self.seed if self.seed is not None else 0
 
     def sweep_values(self) -> list[float | int]:
-        """The value of every frame, rounded as a person would type it (0.25, not 0.25000000000000006)."""
+        """The value of every frame, rounded as a person would type it (0.25, not 0.25000000000000006).
+        Worked out once per recipe (recipes are immutable): every frame's seed and recipe read it."""
+        return list(self._sweep_values)
+
+    @functools.cached_property
+    def _sweep_values(self) -> tuple[float | int, ...]:
         kind = SWEEPABLE.get(self.param, float)
         ranged = [self.sweep_from is not None, self.sweep_to is not None]
         if isinstance(self.values, str) and self.values.strip():
@@ -146,8 +152,8 @@ class SweepRecipe(VideoRecipe):
         if not all(math.isfinite(v) for v in raw):
             raise DreamreelError(f"sweep values must be finite numbers, got {raw}")
         if kind is int:
-            return [round(v) for v in raw]
-        return [round(v, 10) for v in raw]
+            return tuple(round(v) for v in raw)
+        return tuple(round(v, 10) for v in raw)
 
     def frame_values(self, values: list[float | int], index: int) -> dict[str, Any]:
         """Frame ``index``'s steps, guidance and strength, the swept one at its swept value."""

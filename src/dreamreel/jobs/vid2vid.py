@@ -67,10 +67,10 @@ class Vid2VidRecipe(VideoRecipe):
     batch: int = 1
     mute: bool = False  # leave the source's sound out
 
-    def check(self, *, model_given: bool = False) -> None:
+    def check(self) -> None:
         if not self.video:
             raise DreamreelError("vid2vid needs --video")
-        super().check(model_given=model_given)
+        super().check()
         check_seed_settings(self)
         if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1:
             raise DreamreelError(f"--every must be a whole number of at least 1, got {self.every}")

@@ -86,10 +86,10 @@ class ZoomRecipe(VideoRecipe):
     noise: Schedulable = 0.0
     start: str = "noise"  # noise | txt2img | path of an image
 
-    def check(self, *, model_given: bool = False) -> None:
+    def check(self) -> None:
         check_frames(self.frames)
         check_seed_settings(self)
-        super().check(model_given=model_given)
+        super().check()
         if not self.prompt.strip() and not self.prompts.strip():
             raise DreamreelError("zoom needs a PROMPT or --prompts")
         self.prompt_schedule()

@@ -39,6 +39,7 @@ class LoadedModel:
     vae_file: Path | None = None  # --vae
     loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
     _hash: str | None = field(default=None, repr=False)
+    _extras: dict[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def wrap(cls, components: dict[str, Any], name: str = "custom") -> LoadedModel:
@@ -58,14 +59,18 @@ class LoadedModel:
         return Path(self.spec.rstrip("/")).name
 
     def infotext_extras(self) -> dict[str, str]:
-        """A1111 infotext fields beyond Model/Model hash: the VAE and LoRAs in use."""
-        extras: dict[str, str] = {}
-        if self.vae_file is not None:
-            extras["VAE hash"] = file_hash(self.vae_file)
-            extras["VAE"] = self.vae_file.name
-        if self.loras:
-            extras["Lora hashes"] = ", ".join(f"{lora.name}: {lora.short_hash}" for lora in self.loras)
-        return extras
+        """A1111 infotext fields beyond Model/Model hash: the VAE and LoRAs in use. Every picture's
+        metadata carries them, so they are worked out once (the VAE file's hash is not looked up, or
+        read, again for every frame of a film)."""
+        if self._extras is None:
+            extras: dict[str, str] = {}
+            if self.vae_file is not None:
+                extras["VAE hash"] = file_hash(self.vae_file)
+                extras["VAE"] = self.vae_file.name
+            if self.loras:
+                extras["Lora hashes"] = ", ".join(f"{lora.name}: {lora.short_hash}" for lora in self.loras)
+            self._extras = extras
+        return dict(self._extras)
 
     @property
     def vae_scale_factor(self) -> int:

@@ -28,7 +28,7 @@ from dreamreel.media.pictures import check_size
 from dreamreel.models.loading import DEFAULT_MODEL, DEVICES, DTYPES, check_model_spec
 from dreamreel.models.lora import parse_lora_specs
 from dreamreel.models.safety import check_weights_file
-from dreamreel.recipes.seeds import check_seed, check_seed_mode, frame_seed
+from dreamreel.recipes.seeds import check_seed, check_seed_mode, frame_seed, random_seeds
 from dreamreel.render.samplers import canonical_scheduler_name
 
 MAX_STEPS = 10_000
@@ -119,10 +119,9 @@ class Recipe:
 
     # -- checks (pure) ------------------------------------------------------------------------
 
-    def check(self, *, model_given: bool = False) -> None:
-        """Everything that can be known without a model; raises one line, changes nothing. With
-        ``model_given`` (the caller hands the job a loaded model) the model options are not checked:
-        the recipe's model spec is not what renders."""
+    def check(self) -> None:
+        """Everything that can be known without a model, except the model options (``check_model``);
+        raises one line, changes nothing."""
         check_prompt("prompt", self.prompt)
         check_prompt("negative prompt", self.negative)
         for setting in self.SCHEDULED:
@@ -150,13 +149,17 @@ class Recipe:
                 raise DreamreelError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.loras, list) or not all(isinstance(x, str) for x in self.loras):
             raise DreamreelError("loras must be a list of 'FILE' or 'FILE:WEIGHT' strings")
-        if not model_given:
-            check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
-            if self.vae is not None:
-                check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
-            parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
         if self.all_plain():  # one set of values for every frame: checked without counting frames
             self.check_values(self.values_at(0, 0))
+
+    def check_model(self) -> None:
+        """The model options: the model, VAE and LoRA files exist and can load (headers only). Not
+        checked when the caller hands the job a model of its own: then the recipe's model is not what
+        renders."""
+        check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        if self.vae is not None:
+            check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
+        parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
 
     def resolved(self: R) -> R:
         """A new recipe with everything left open decided (the scheduler's canonical name here)."""
@@ -276,8 +279,8 @@ class SeedLoopRecipe(Recipe):
     out: str = "outputs"
     batch: int = 1  # seeds per UNet call; the pictures are the same for any batch size
 
-    def check(self, *, model_given: bool = False) -> None:
-        super().check(model_given=model_given)
+    def check(self) -> None:
+        super().check()
         if not isinstance(self.seeds, list):
             raise DreamreelError(f"seeds must be a list of whole numbers, got {self.seeds!r}")
         for seed in self.seeds:
@@ -285,8 +288,6 @@ class SeedLoopRecipe(Recipe):
         check_batch(self.batch)
 
     def resolved(self: R) -> R:
-        from dreamreel.recipes.seeds import random_seeds
-
         recipe = super().resolved()
         return recipe if recipe.seeds else recipe.replace(seeds=random_seeds(1))  # type: ignore[attr-defined]
 
@@ -305,8 +306,8 @@ class VideoRecipe(Recipe):
     pingpong: bool = False
     audio: str = ""
 
-    def check(self, *, model_given: bool = False) -> None:
-        super().check(model_given=model_given)
+    def check(self) -> None:
+        super().check()
         check_output(self.output)
         if self.fps is not None:
             parse_fps(self.fps)
