@@ -29,7 +29,7 @@ class ProgressBars:
         if total > 1:
             self._items = tqdm(total=total, unit=unit, desc=f"{unit}s", position=0, dynamic_ncols=True)
 
-    def step(self, step: int, total: int) -> None:
+    def step(self, step: int, total: int, latents: Any = None) -> None:
         if self.quiet:
             return
         if self._steps is None:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dreamreel")
 
-StepCallback = Callable[[int, int], None]
+# step done, steps in all, the latents after that step (a live preview may look at them, never change them)
+StepCallback = Callable[[int, int, "torch.Tensor"], None]
 CLIP_CHUNK = 77  # tokens per encoded chunk (start + 75 + end)
 
 
@@ -273,7 +274,7 @@ class Renderer:
                     noise_pred = noise_pred.clone()
                 latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
                 if on_step is not None:
-                    on_step(i + 1, len(timesteps))
+                    on_step(i + 1, len(timesteps), latents)
         return self.decode(latents)
 
     def _generate_by_length(
