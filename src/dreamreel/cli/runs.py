@@ -4,7 +4,6 @@ a picture, a video or a run folder."""
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
 @click.argument("path", type=click.Path())
 def info(path: str) -> None:
     """Print what made a PNG (its recipe and A1111 parameters), a video or a run folder."""
-    from dreamreel.runs.picture_settings import read_picture_settings
+    from dreamreel.runs.picture_settings import picture_info_text
 
     target = Path(path)
     if not target.exists():
@@ -65,18 +64,7 @@ def info(path: str) -> None:
     if target.is_dir() or target.suffix.lower() in VIDEO_INFO_SUFFIXES:
         print_video_info(target)
         return
-    settings = read_picture_settings(target)
-    if settings.recipe is not None:  # ours: the A1111 text, then the whole recipe
-        from dreamreel.runs.metadata import read_png_metadata
-
-        parameters, recipe = read_png_metadata(target)
-        if parameters:
-            click.echo(parameters)
-            click.echo("")
-        click.echo(json.dumps(recipe, indent=2, ensure_ascii=False))
-        return
-    for name, value in settings.summary().items():
-        click.echo(f"{name}: {value}")
+    click.echo(picture_info_text(target))
 
 
 def print_video_info(path: Path) -> None:

@@ -103,6 +103,19 @@ def read_picture_settings(path: str | Path) -> PictureSettings:
     return settings
 
 
+def picture_info_text(path: str | Path) -> str:
+    """What ``dreamreel info`` prints for a picture: ours, the A1111 text then the whole recipe;
+    another tool's, its settings one per line."""
+    settings = read_picture_settings(path)
+    if settings.recipe is not None:
+        from dreamreel.runs.metadata import read_png_metadata
+
+        parameters, recipe = read_png_metadata(path)
+        head = f"{parameters}\n\n" if parameters else ""
+        return head + json.dumps(recipe, indent=2, ensure_ascii=False)
+    return "\n".join(f"{name}: {value}" for name, value in settings.summary().items())
+
+
 def settings_of_image(image: Image.Image) -> PictureSettings | None:
     """The settings in an opened picture (see :func:`read_picture_settings`), or None."""
     info = {str(k): v for k, v in image.info.items()}
