@@ -104,6 +104,7 @@ function watch(id, progress) {
 
 function onEvent(kind, event) {
   const data = JSON.parse(event.data);
+  if (kind === "model") $("model").textContent = $("model").textContent.replace(" (loading…)", "");
   if (kind === "state" || kind === "done" || kind === "error") refreshQueue();
   if (kind === "done" || kind === "item") refreshGallery();
   if (data.job !== state.watched) return;
