@@ -194,3 +194,24 @@ def test_help_does_not_import_the_server():
            "print(sorted(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_interrupted_cli_run_is_listed_and_resumed_exactly(studio, tiny_model):
+    from dreamreel.jobs.runner import run_job
+    from dreamreel.jobs.zoom import ZoomRecipe
+    from dreamreel.runs.store import RunStore
+
+    client, out = studio
+    recipe = ZoomRecipe(prompt="a cave", model="tiny", frames=3, steps=2, width=32, height=32, output=str(out / "cave.mp4"))
+    run_job(recipe, model=tiny_model)
+    run = out / "cave.run"
+    unbroken = {p.name: p.read_bytes() for p in sorted((run / "frames").iterdir())}
+    RunStore.open(run).truncate(1)  # as if killed after frame 0
+    (out / "cave.mp4").unlink()
+    gallery = client.get("/api/gallery").json()
+    assert {"path": "cave.run", "frames": 1} in gallery["runs"]
+    assert client.post("/api/runs/resume", json={"path": "../"}).status_code == 404
+    job = client.post("/api/runs/resume", json={"path": "cave.run"}).json()
+    assert events_of(client, job["id"])[-1]["event"] == "done"
+    assert {p.name: p.read_bytes() for p in sorted((run / "frames").iterdir())} == unbroken
+    assert client.get("/api/gallery").json()["runs"] == []

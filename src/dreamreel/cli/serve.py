@@ -64,4 +64,4 @@ def serve(
     shown = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
     click.echo(f"dreamreel studio: http://{shown}:{port}/  (model {spec}, output {settings.out})", err=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    uvicorn.run(create_app(settings), host=bind, port=port, log_level="warning")
+    uvicorn.run(create_app(settings), host=bind, port=port, log_level="warning", timeout_graceful_shutdown=3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,15 @@ def confined(out: Path, relative: str) -> Path | None:
     if not path.is_relative_to(root) or not path.is_file():
         return None
     if any(part.startswith(".") for part in path.relative_to(root).parts):
+        return None
+    return path
+
+
+def confined_folder(out: Path, relative: str) -> Path | None:
+    """A run folder inside the output folder (as ``confined``, for folders)."""
+    root = out.resolve()
+    path = (root / relative).resolve()
+    if not relative or not path.is_relative_to(root) or not path.is_dir() or path == root:
         return None
     return path
 
@@ -211,6 +221,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     # -- the output folder --------------------------------------------------------------------
 
+    @app.post("/api/runs/resume")
+    async def resume_run(request: Request) -> Response:
+        """Queue the resume of an interrupted run folder of the output folder (one the CLI left too)."""
+        body = await request.json()
+        path = confined_folder(out, str(body.get("path", "")) if isinstance(body, dict) else "")
+        if path is None:
+            return JSONResponse({"error": "no such run folder in the output folder"}, status_code=404)
+        try:
+            found = await asyncio.to_thread(queue.resume_run, path)
+        except DreamreelError as exc:
+            return error_response(exc)
+        return JSONResponse(found.public())
+
     @app.get("/api/gallery")
     def gallery() -> dict[str, Any]:
         return gallery_of(out)
@@ -299,12 +322,15 @@ def gallery_of(out: Path) -> dict[str, Any]:
     from dreamreel.runs.store import RunStore
 
     pictures, videos, runs = [], [], []
-    entries = [p for p in out.rglob("*") if not any(part.startswith(".") for part in p.relative_to(out).parts)]
+    entries: list[Path] = []
+    for folder, dirs, names in os.walk(out):  # not into hidden folders, uploads or run folders' frames
+        here = Path(folder)
+        entries += [here / name for name in names if not name.startswith(".")]
+        entries += [here / name for name in dirs if name.endswith(".run")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not d.endswith(".run") and (here / d) != out / "uploads"]
     entries.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
     for path in entries:
         relative = path.relative_to(out).as_posix()
-        if relative.startswith("uploads/") or any(part.endswith(".run") for part in path.relative_to(out).parts[:-1]):
-            continue
         if path.is_dir() and RunStore.is_run_folder(path):
             video = next((path.with_suffix(s) for s in VIDEO_SUFFIXES if path.with_suffix(s).is_file()), None)
             if video is None:

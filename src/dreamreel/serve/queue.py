@@ -234,8 +234,9 @@ class JobQueue:
 
     # -- what the web side asks ---------------------------------------------------------------
 
-    def submit(self, recipe: Recipe) -> QueuedJob:
-        """Check and plan (one-line DreamreelError on bad input), then queue; nothing renders here."""
+    def submit(self, recipe: Recipe, *, resume: bool = False) -> QueuedJob:
+        """Check and plan (one-line DreamreelError on bad input), then queue; nothing renders here
+        (``resume``: the job continues its run folder)."""
         prepared = prepare(recipe, model_given=True)
         with self._lock:
             order = max((j.order for j in self._jobs.values()), default=0.0) + 1
@@ -245,6 +246,7 @@ class JobQueue:
                 recipe=prepared.recipe.to_dict(),
                 order=order,
                 created=time.time(),
+                resume=resume,
             )
             self._jobs[job.id] = job
             self._finished[job.id] = threading.Event()
@@ -315,6 +317,18 @@ class JobQueue:
             self._save(job)
             self._lock.notify_all()
         self._announce(job)
+        return job
+
+    def resume_run(self, folder: Path) -> QueuedJob:
+        """Queue the resume of a run folder that no queued job owns (a CLI run killed midway)."""
+        from dreamreel.jobs.runner import recipe_of_run
+
+        recipe = recipe_of_run(folder)
+        with self._lock:
+            for job in self._jobs.values():
+                if job.recipe.get("output") == recipe.to_dict().get("output") and job.state in ("queued", "running"):
+                    return job
+        job = self.submit(recipe, resume=True)
         return job
 
     def wait(self, job_id: str, timeout: float | None = None) -> QueuedJob:

@@ -169,7 +169,16 @@ async function refreshGallery() {
     figure.append(el("figcaption", { textContent: `${video.path}${video.frames != null ? `, ${video.frames} frames in ${video.run}` : ""}` }));
     return figure;
   }));
-  $("runs").replaceChildren(...gallery.runs.map((run) => el("p", { className: "run", textContent: `interrupted: ${run.path} (${run.frames} frames finished)` })));
+  $("runs").replaceChildren(...gallery.runs.map((run) => {
+    const button = el("button", { type: "button", textContent: "resume" });
+    button.addEventListener("click", async () => {
+      const job = await api("/api/runs/resume", { method: "POST", body: JSON.stringify({ path: run.path }) });
+      watch(job.id, 0);
+      history.replaceState(null, "", `?job=${job.id}`);
+      refreshQueue();
+    });
+    return el("p", { className: "run", textContent: `interrupted: ${run.path} (${run.frames} frames finished) ` }, button);
+  }));
 }
 
 async function showDetails(path) {
