@@ -127,6 +127,42 @@ def test_send_to_img2img_fills_the_form(studio, page):
     assert page.input_value("#form [name=steps]") == "2"
     run_and_wait(page, app)  # and the filled form runs
 
+    page.locator(f'#gallery img[data-path="{picture}"]').click()
+    page.wait_for_function("document.querySelector('#settings').textContent.includes('a red fox')")
+    page.click("#to-zoom")
+    assert page.get_attribute("#jobs button[data-job=zoom]", "aria-selected") == "true"
+    assert page.input_value("#form [name=start]") == picture
+    page.locator(f'#gallery img[data-path="{picture}"]').click()
+    page.wait_for_function("document.querySelector('#settings').textContent.includes('a red fox')")
+    jobs = len(app.state.queue.jobs())
+    page.click("#more-steps")  # renders again at once, with twice the steps
+    page.wait_for_function(f"document.querySelectorAll('#queue li').length > {jobs}")
+    rerender = max(app.state.queue.jobs(), key=lambda job: job.created)
+    assert rerender.recipe["steps"] == 4 and rerender.recipe["seeds"] == [21] and rerender.recipe["prompt"] == "a red fox"
+
+
+def test_upload_fills_the_file_field(studio, page, sample_picture):
+    _, _, _, out = studio
+    page.click("#jobs button[data-job=img2img]")
+    page.set_input_files("#form [name=image-upload]", str(sample_picture))
+    page.wait_for_function("document.querySelector('#form [name=image]').value.startsWith('uploads/')")
+    uploaded = page.input_value("#form [name=image]")
+    assert (out / uploaded).read_bytes() == sample_picture.read_bytes()
+
+
+def test_password_shows_a_login_then_the_studio(tmp_path, tiny_model, studio):
+    browser = studio[0]
+    settings = Settings(out=tmp_path, model="tiny", password="s3cret", load=lambda: tiny_model)
+    with running_server(settings) as (url, _):
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        assert page.goto(url + "/").status == 401
+        page.fill("input[name=password]", "s3cret")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#form textarea[name=prompt]")
+        context.close()
+
 
 def test_zoom_plays_its_video(studio, page):
     _, _, app, _ = studio
