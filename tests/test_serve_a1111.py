@@ -64,6 +64,19 @@ def test_webuiapi_txt2img_equals_the_cli(server, run_cli, cli_tiny, tmp_path):
     assert parsed["Seed"] == "42" and parsed["Steps"] == "3" and parsed["CFG scale"] == "6.5"
     assert parsed["Sampler"] == "DPM++ 2M Karras" and parsed["Size"] == "32x48"
     assert info["infotexts"][0] == expected.info["parameters"]
+    from PIL import PngImagePlugin
+    from sd_parsers import ParserManager
+    from sd_parsers.data import Generators
+
+    carrier = PngImagePlugin.PngInfo()  # the infotext alone, as A1111 stores it, read by sd-parsers
+    carrier.add_text("parameters", info["infotexts"][0])
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=carrier)
+    other = ParserManager().parse(Image.open(buffer))
+    assert other is not None and other.generator == Generators.AUTOMATIC1111
+    [sampler] = other.samplers
+    assert sampler.parameters["seed"] == "42" and sampler.parameters["steps"] == "3"
+    assert sampler.parameters["cfg_scale"] == "6.5"
     assert api.png_info(picture).info == expected.info["parameters"]  # png-info reads it back
 
 

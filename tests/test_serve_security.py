@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,16 @@ def test_schedules_are_never_evaluated_as_code(tmp_path):
     assert not canary.exists()
     png = client.post("/sdapi/v1/png-info", json={"image": base64.b64encode(b"junk").decode()})
     assert png.status_code == 400
+
+
+def test_a_model_that_does_not_load_fails_jobs_in_one_line(tmp_path):
+    def broken():
+        raise RuntimeError("weights are damaged\nsecond line")
+
+    app = create_app(Settings(out=tmp_path, model="tiny", load=broken))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        while not app.state.queue.model_error:
+            time.sleep(0.01)
+        response = client.post("/api/jobs", json={"job": "txt2img", "fields": {"prompt": "x", "width": "32"}})
+        assert response.status_code == 400 and response.json()["error"].endswith("weights are damaged")
+        assert client.get("/api/status").json()["error"] == "weights are damaged"

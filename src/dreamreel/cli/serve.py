@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
 
 from dreamreel.cli.app import cli
 from dreamreel.errors import DreamreelError
+
+
+def this_machine_names() -> list[str]:
+    """The names and addresses clients on the network may use for this machine (--listen)."""
+    import socket
+
+    names = [socket.gethostname(), socket.getfqdn()]
+    with contextlib.suppress(OSError):
+        names += socket.gethostbyname_ex(socket.gethostname())[2]
+    return names
 
 
 @cli.command()
@@ -17,7 +28,7 @@ from dreamreel.errors import DreamreelError
 @click.option("--out", "-o", default="outputs", show_default=True, help="Output folder: the queue, gallery and uploads.")
 @click.option("--listen", is_flag=True, help="Serve the network, not only this machine (needs --password).")
 @click.option("--password", envvar="DREAMREEL_PASSWORD", help="Password every request needs (env DREAMREEL_PASSWORD).")
-@click.option("--allow-host", "allow_hosts", multiple=True, help="Another Host name the server answers to (repeatable).")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Another Host name the server answers to (repeatable; --listen adds this machine's names).")
 @click.option("--max-upload", type=int, default=200, show_default=True, help="Largest upload, in MB.")
 @click.option("--no-previews", is_flag=True, help="No live previews of the forming picture.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -51,6 +62,8 @@ def serve(
     spec = model or DEFAULT_MODEL
     check_model_spec(spec)
     bind = host or ("0.0.0.0" if listen else "127.0.0.1")
+    if listen:
+        allow_hosts = (*allow_hosts, *this_machine_names())
     try:
         import uvicorn
 

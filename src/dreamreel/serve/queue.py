@@ -237,6 +237,8 @@ class JobQueue:
     def submit(self, recipe: Recipe, *, resume: bool = False) -> QueuedJob:
         """Check and plan (one-line DreamreelError on bad input), then queue; nothing renders here
         (``resume``: the job continues its run folder)."""
+        if self.model_error:
+            raise DreamreelError(f"the server's model did not load: {self.model_error}")
         prepared = prepare(recipe, model_given=True)
         with self._lock:
             order = max((j.order for j in self._jobs.values()), default=0.0) + 1
@@ -375,6 +377,14 @@ class JobQueue:
         except Exception as exc:
             self.model_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.error("the model did not load: %s", self.model_error)
+            with self._lock:  # nothing can run: say so on every waiting job
+                for waiting in self._jobs.values():
+                    if waiting.state == "queued":
+                        waiting.state = "failed"
+                        waiting.error = f"the server's model did not load: {self.model_error}"
+                        self._save(waiting)
+                        self._finish(waiting)
+                        self.events.publish(waiting.id, "error", {"message": waiting.error})
             return
         self.events.publish("", "model", {"loaded": True})
         while (job := self._next()) is not None:
@@ -394,7 +404,7 @@ class JobQueue:
             prepared = prepare(recipe, model_given=True)
             reporter = JobReporter(self, job, prepared.plan.count, self.previews)
             if job.resume:
-                target = recipe.run_dir if isinstance(recipe, VideoRecipe) else self.out
+                target = recipe.run_dir if isinstance(recipe, VideoRecipe) else Path(getattr(recipe, "out", self.out))
                 written = resume(target, model=self.model, reporter=reporter)
             else:
                 written = run_job(prepared, model=self.model, reporter=reporter)
