@@ -13,7 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,7 +47,6 @@ class Settings:
     max_upload_mb: int = 200
     previews: bool = True
     load: Callable[[], LoadedModel] | None = None  # tests hand in a loaded model
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @cache

@@ -7,6 +7,7 @@ schedules are parsed by the keyframe language (never evaluated as code) and chec
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +135,9 @@ def input_file(out: Path, text: str, flag: str) -> Path:
 
 
 def field_of_error(job_name: str, message: str) -> str | None:
-    """The form field a one-line error names (its ``--flag``), for showing the error beside it."""
-    names = [n for n in job_named(job_name).recipe.field_names() if n not in SERVER_FIELDS]
-    found = [(message.find(flag_name(n)), n) for n in names if flag_name(n) in message]
-    found = [(at, n) for at, n in found if not message[at + len(flag_name(n)) : at + len(flag_name(n)) + 1].isalnum()
-             and message[at + len(flag_name(n)) : at + len(flag_name(n)) + 1] != "-"]  # fmt: skip
-    return min(found)[1] if found else None
+    """The form field a one-line error names first (its ``--flag``), for showing the error beside it."""
+    flags = {flag_name(n): n for n in job_named(job_name).recipe.field_names() if n not in SERVER_FIELDS}
+    for match in re.finditer(r"--[a-z][a-z0-9-]*", message):
+        if match.group() in flags:
+            return flags[match.group()]
+    return None

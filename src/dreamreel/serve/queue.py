@@ -259,7 +259,9 @@ class JobQueue:
 
     def jobs(self) -> list[QueuedJob]:
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: (j.state != "running", j.state != "queued", j.order))
+            rank = {"running": 0, "queued": 1}  # then finished ones, newest first
+            return sorted(self._jobs.values(),
+                          key=lambda j: (rank.get(j.state, 2), j.order if j.state == "queued" else -j.created))  # fmt: skip
 
     def get(self, job_id: str) -> QueuedJob:
         with self._lock:
