@@ -215,3 +215,37 @@ def test_an_interrupted_cli_run_is_listed_and_resumed_exactly(studio, tiny_model
     assert events_of(client, job["id"])[-1]["event"] == "done"
     assert {p.name: p.read_bytes() for p in sorted((run / "frames").iterdir())} == unbroken
     assert client.get("/api/gallery").json()["runs"] == []
+
+
+def test_an_uploaded_video_goes_through_vid2vid(studio, samples):
+    client, out = studio
+    upload = client.post("/api/upload", files={"file": ("phone.mp4", samples.video.read_bytes(), "video/mp4")})
+    assert upload.status_code == 200, upload.text
+    forms = {form["job"]: form for form in client.get("/api/forms").json()}
+    assert {f["name"]: f["kind"] for f in forms["vid2vid"]["fields"]}["video"] == "file"
+    job = submit(client, "vid2vid", {"prompt": "an aardvark", "video": upload.json()["path"], "steps": "2",
+                                     "strength": "0.5", "width": "32", "height": "32"})  # fmt: skip
+    events = events_of(client, job["id"])
+    assert events[-1]["event"] == "done", events[-1]
+    [video] = client.get(f"/api/jobs/{job['id']}").json()["outputs"]
+    assert (out / video).stat().st_size > 0
+
+
+def test_previews_at_most_four_a_second(tmp_path, tiny_model, monkeypatch):
+    import types
+
+    import torch
+
+    from dreamreel.serve import queue as queue_module
+    from dreamreel.serve.queue import JobQueue, JobReporter, QueuedJob
+
+    clock = [0.0]
+    monkeypatch.setattr(queue_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0], time=time.time))
+    queue = JobQueue(tmp_path, lambda: tiny_model, model_spec="tiny")
+    reporter = JobReporter(queue, QueuedJob(id="x", job="txt2img", recipe={}), 1, previews=True)
+    latents = torch.zeros(1, 4, 4, 4)
+    for step in range(1, 41):  # 40 steps, 0.05 s apart: 2 seconds
+        clock[0] += 0.05
+        reporter.step(step, 40, latents)
+    previews = [e for e in queue.events.since(0) if e.kind == "preview"]
+    assert 7 <= len(previews) <= 8  # 2 s at most 4 a second (float steps of 0.05 may skip one)

@@ -21,7 +21,7 @@ from dreamreel.recipes.overrides import text_value
 SERVER_FIELDS = ("model", "device", "dtype", "vae", "loras", "allow_unsafe_pickle", "compile", "out", "output")
 # Fields that name an input file get an upload button; the file must lie in the output folder.
 # (UI facts about fields the recipes declare; the fields themselves come from the dataclasses.)
-INPUT_FILES = {"image": "image/*", "source": "video/*", "audio": "audio/*", "start": "image/*"}
+INPUT_FILES = {"image": "image/*", "video": "video/*", "audio": "audio/*", "start": "image/*"}
 NOT_FILES = {"start": ("noise", "txt2img")}  # zoom's start: a word or a picture
 
 
