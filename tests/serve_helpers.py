@@ -33,6 +33,7 @@ def running_server(settings: Any) -> Iterator[tuple[str, Any]]:
     try:
         yield f"http://127.0.0.1:{port}", app
     finally:
+        app.state.queue.closing = True  # as the CLI's server does on Ctrl-C: event streams end
         server.should_exit = True
         thread.join(15)
         sock.close()

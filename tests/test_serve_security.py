@@ -26,10 +26,8 @@ def client_for(out: Path, **settings) -> TestClient:
 
 
 def test_binds_loopback_by_default_and_listen_needs_a_password(run_cli, monkeypatch):
-    import uvicorn
-
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr("dreamreel.serve.app.run_server", lambda settings, port: calls.append({"host": settings.host}))
     monkeypatch.delenv("DREAMREEL_PASSWORD", raising=False)
     code, _, err = run_cli(["serve", "--model", "tiny", "--listen"])
     assert code == 2 and calls == []

@@ -65,9 +65,7 @@ def serve(
     if listen:
         allow_hosts = (*allow_hosts, *this_machine_names())
     try:
-        import uvicorn
-
-        from dreamreel.serve.app import Settings, create_app
+        from dreamreel.serve.app import Settings, run_server
     except ImportError as exc:
         raise DreamreelError(f'dreamreel serve needs the serve extra: pip install "dreamreel[serve]" ({exc})') from None
     settings = Settings(
@@ -77,4 +75,4 @@ def serve(
     shown = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
     click.echo(f"dreamreel studio: http://{shown}:{port}/  (model {spec}, output {settings.out})", err=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    uvicorn.run(create_app(settings), host=bind, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    run_server(settings, port)

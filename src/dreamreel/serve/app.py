@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from dreamreel.errors import DreamreelError
+from dreamreel.jobs import JOBS
 from dreamreel.serve.forms import field_of_error, form_schema, recipe_from_form
 from dreamreel.serve.queue import JobQueue
 from dreamreel.serve.security import COOKIE, Guard
@@ -172,7 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             job = await asyncio.to_thread(queue.submit, recipe)
         except DreamreelError as exc:
-            return error_response(exc, job_name if job_name in {f["job"] for f in form_schema()} else None)
+            return error_response(exc, job_name if job_name in JOBS else None)
         return JSONResponse(job.public())
 
     @app.get("/api/jobs/{job_id}")
@@ -213,6 +214,8 @@ def create_app(settings: Settings) -> FastAPI:
                 if job is not None and event.kind in ("done", "error"):
                     return
             if job is not None and queue.get(job).state not in ("queued", "running"):
+                return
+            if queue.closing:
                 return
             if await request.is_disconnected():
                 return
@@ -288,6 +291,21 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"path": relative})
 
     return app
+
+
+def run_server(settings: Settings, port: int) -> None:
+    """Serve until Ctrl-C/SIGTERM; open event streams end at once then, so the server stops promptly."""
+    import uvicorn
+
+    app = create_app(settings)
+
+    class StudioServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.queue.closing = True
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=settings.host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    StudioServer(config).run()
 
 
 def store_upload(out: Path, data: bytes, name: str, suffix: str) -> str:

@@ -202,6 +202,7 @@ class JobQueue:
         self._cancel: set[str] = set()
         self._finished: dict[str, threading.Event] = {}
         self._stop = False
+        self.closing = False  # the server is stopping: event streams end
         self._thread: threading.Thread | None = None
         self.current: str | None = None
         self._read_folder()
@@ -357,7 +358,7 @@ class JobQueue:
             if self.current is not None:
                 self._cancel.add(self.current)
             self._lock.notify_all()
-        if self._thread is not None:
+        if self._thread is not None and self.model is not None:  # a model still loading is not waited for
             self._thread.join(timeout)
 
     def _next(self) -> QueuedJob | None:
@@ -415,7 +416,9 @@ class JobQueue:
             job.state, job.progress = "done", 1.0
             self.events.publish(job.id, "done", {"outputs": job.outputs})
         except Interrupted as exc:
-            job.state = "interrupted" if isinstance(recipe_from_dict(job.recipe), VideoRecipe) else "cancelled"
+            # a video keeps its run folder (resumable); a server shutdown leaves any job resumable
+            video = isinstance(recipe_from_dict(job.recipe), VideoRecipe)
+            job.state = "interrupted" if video or self._stop else "cancelled"
             job.error = str(exc)
             self.events.publish(job.id, "error", {"message": job.error})
         except DreamreelError as exc:

@@ -106,7 +106,7 @@ function onEvent(kind, event) {
   const data = JSON.parse(event.data);
   if (kind === "model") $("model").textContent = $("model").textContent.replace(" (loading…)", "");
   if (kind === "state" || kind === "done" || kind === "error") refreshQueue();
-  if (kind === "done" || kind === "item") refreshGallery();
+  if (kind === "done" || (kind === "item" && data.path)) refreshGallery();
   if (data.job !== state.watched) return;
   if ((kind === "step" || kind === "item") && data.progress != null) showProgress(data.progress, data.eta);
   if (kind === "preview") { $("preview").src = data.image; $("preview").hidden = false; }
