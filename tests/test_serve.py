@@ -249,3 +249,17 @@ def test_previews_at_most_four_a_second(tmp_path, tiny_model, monkeypatch):
         reporter.step(step, 40, latents)
     previews = [e for e in queue.events.since(0) if e.kind == "preview"]
     assert 7 <= len(previews) <= 8  # 2 s at most 4 a second (float steps of 0.05 may skip one)
+
+
+@pytest.mark.parametrize("name", list(JOBS))
+def test_every_example_recipe_survives_its_form(name, samples):
+    """A job's example recipe, written into its form as text, comes back as the same recipe (the form
+    is the recipe's fields, read as the CLI reads them); only where outputs go is the server's."""
+    from dreamreel.serve.forms import _shown, recipe_from_form
+
+    example = JOBS[name].example(samples)
+    fields = {f: _shown(getattr(example, f), f) for f in example.field_names() if f not in SERVER_FIELDS}
+    out = samples.folder  # the example's input files lie in the samples folder: the output folder here
+    recipe = recipe_from_form(name, fields, out=out, model="tiny", video_name="film.mp4")
+    where = {f: getattr(recipe, f) for f in ("out", "output") if f in recipe.field_names()}
+    assert recipe == example.replace(**where)

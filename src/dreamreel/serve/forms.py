@@ -66,11 +66,12 @@ def _choices(name: str) -> list[str] | None:
     return None
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, name: str = "") -> str:
+    """A value as the form's text (how ``text_value`` reads it back: seeds 1,5,9; other lists a|b)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return "|".join(map(str, value))
+        return ("," if name == "seeds" else "|").join(map(str, value))
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -89,7 +90,7 @@ def form_schema() -> list[dict[str, Any]]:
                 "name": name,
                 "flag": flag_name(name),
                 "kind": _kind(recipe, name),
-                "default": _shown(getattr(recipe, name)),
+                "default": _shown(getattr(recipe, name), name),
             }
             choices = _choices(name)
             if choices:
@@ -111,7 +112,7 @@ def recipe_from_form(job_name: str, values: dict[str, Any], *, out: Path, model:
     for name, raw in values.items():
         if name not in names:
             raise DreamreelError(f"{job_name} has no setting {flag_name(name)}")
-        text = _shown(raw).strip() if not isinstance(raw, str) else raw
+        text = _shown(raw, name).strip() if not isinstance(raw, str) else raw
         if text == "" and name not in ("prompt", "negative"):
             continue  # an empty field keeps the recipe's default
         if name in INPUT_FILES and text not in NOT_FILES.get(name, ()):

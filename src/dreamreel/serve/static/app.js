@@ -196,7 +196,7 @@ function fill(job, values) {
     const input = form.elements[name];
     if (!input || value == null) continue;
     if (input.type === "checkbox") input.checked = Boolean(value);
-    else input.value = Array.isArray(value) ? value.join("|") : String(value);
+    else input.value = Array.isArray(value) ? value.join(name === "seeds" ? "," : "|") : String(value);
   }
 }
 
