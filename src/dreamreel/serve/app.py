@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Header, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs import JOBS
@@ -108,23 +110,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.middleware("http")(guard)
     app.include_router(a1111.router)
+    app.mount("/static", StaticFiles(packages=[("dreamreel.serve", "static")]), name="static")
 
     # -- the page -----------------------------------------------------------------------------
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> Response:
         return HTMLResponse(static_file("index.html"))
-
-    @app.get("/static/{name}")
-    def static(name: str) -> Response:
-        kinds = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
-        suffix = Path(name).suffix
-        if "/" in name or suffix not in kinds:
-            return Response(status_code=404)
-        try:
-            return Response(static_file(name), media_type=kinds[suffix])
-        except (FileNotFoundError, OSError):
-            return Response(status_code=404)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page() -> Response:
@@ -134,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def login(request: Request) -> Response:
         form = await request.form()
         given = str(form.get("password", ""))
-        if guard.password is None or given != guard.password:
+        if guard.password is None or not secrets.compare_digest(given.encode(), guard.password.encode()):
             return HTMLResponse(static_file("login.html"), status_code=401)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, guard.session_token(), httponly=True, samesite="strict")
