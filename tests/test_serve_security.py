@@ -32,6 +32,8 @@ def test_binds_loopback_by_default_and_listen_needs_a_password(run_cli, monkeypa
     code, _, err = run_cli(["serve", "--model", "tiny", "--listen"])
     assert code == 2 and calls == []
     assert err.count("\n") == 1 and "--listen" in err and "--password" in err
+    code, _, err = run_cli(["serve", "--model", "tiny", "--host", "0.0.0.0"])  # the network by another name
+    assert code == 2 and calls == [] and "--password" in err
     code, _, err = run_cli(["serve", "--model", "tiny", "--port", 7861])
     assert code == 0 and calls[-1]["host"] == "127.0.0.1", err
     code, _, _ = run_cli(["serve", "--model", "tiny", "--listen", "--password", "s3cret"])

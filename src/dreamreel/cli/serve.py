@@ -62,6 +62,8 @@ def serve(
     spec = model or DEFAULT_MODEL
     check_model_spec(spec)
     bind = host or ("0.0.0.0" if listen else "127.0.0.1")
+    if not password and not (bind in ("localhost", "::1") or bind.startswith("127.")):
+        raise DreamreelError(f"--host {bind} serves the network: give a --password (or DREAMREEL_PASSWORD) too")
     if listen:
         allow_hosts = (*allow_hosts, *this_machine_names())
     try:
