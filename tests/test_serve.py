@@ -70,7 +70,7 @@ def test_txt2img_runs_with_events_and_lands_in_the_gallery(studio, run_cli):
     assert kinds.count("done") == 1 and "error" not in kinds
     ids = [int(e["id"]) for e in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    progress = [e["data"]["progress"] for e in events if e["event"] in ("step", "item")]
+    progress = [e["data"]["progress"] for e in events if e["event"] in ("step", "picture")]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert "preview" in kinds
     finished = client.get(f"/api/jobs/{job['id']}").json()
@@ -164,6 +164,7 @@ def test_video_job_plays_with_range_requests(studio):
                                   "zoom": "0:(1.1), 2:(1.0)"})  # fmt: skip
     events = events_of(client, job["id"])
     assert events[-1]["event"] == "done", events[-1]
+    assert [e["event"] for e in events].count("frame") == 3
     [video] = client.get(f"/api/jobs/{job['id']}").json()["outputs"]
     assert video.endswith(".mp4")
     whole = client.get(f"/files/{video}")

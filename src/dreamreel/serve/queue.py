@@ -52,7 +52,7 @@ SD1_LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 
 class Event:
     id: int
     job: str
-    kind: str  # state, step, item, preview, message, done, error
+    kind: str  # state, step, picture, frame, preview, message, done, error, model
     data: dict[str, Any]
 
 
@@ -138,12 +138,14 @@ class JobReporter:
         self.started = time.monotonic()
         self.last_preview = 0.0
         self.encoding = False
+        self.unit = "picture"  # the event a finished item sends: picture (stills) or frame (videos)
 
     def message(self, text: str) -> None:
         self.queue.events.publish(self.job.id, "message", {"text": text})
 
     def begin(self, total: int, unit: str) -> None:
         self.encoding = unit == "encoded frame"
+        self.unit = "frame" if unit == "frame" else "picture"
         if not self.encoding:  # a resume counts what is left: the finished part is done already
             self.done = max(self.done, self.count - total)
 
@@ -169,7 +171,7 @@ class JobReporter:
             relative = self.queue.relative(path)
             self.job.outputs.append(relative)
             data["path"] = relative
-        self._progress(self.done, kind="item", **data)
+        self._progress(self.done, kind=self.unit, **data)
 
     def end(self) -> None:
         pass

@@ -106,9 +106,9 @@ function onEvent(kind, event) {
   const data = JSON.parse(event.data);
   if (kind === "model") $("model").textContent = $("model").textContent.replace(" (loading…)", "");
   if (kind === "state" || kind === "done" || kind === "error") refreshQueue();
-  if (kind === "done" || (kind === "item" && data.path)) refreshGallery();
+  if (kind === "done" || kind === "picture") refreshGallery();
   if (data.job !== state.watched) return;
-  if ((kind === "step" || kind === "item") && data.progress != null) showProgress(data.progress, data.eta);
+  if ((kind === "step" || kind === "picture" || kind === "frame") && data.progress != null) showProgress(data.progress, data.eta);
   if (kind === "preview") { $("preview").src = data.image; $("preview").hidden = false; }
   if (kind === "message") $("message").textContent = data.text;
   if (kind === "done") {
@@ -121,7 +121,7 @@ function onEvent(kind, event) {
 
 function connect(after) {
   const source = new EventSource(`/api/events?after=${after}`);
-  for (const kind of ["state", "step", "item", "preview", "message", "done", "error", "model"]) {
+  for (const kind of ["state", "step", "picture", "frame", "preview", "message", "done", "error", "model"]) {
     source.addEventListener(kind, (event) => onEvent(kind, event));
   }
 }
