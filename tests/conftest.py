@@ -25,6 +25,13 @@ def tiny_model():
     return load_model("tiny", device="cpu", dtype="fp32")
 
 
+@pytest.fixture(scope="session")
+def tiny_xl_model():
+    from dreamreel.models.loading import load_model
+
+    return load_model("tiny-xl", device="cpu", dtype="fp32")
+
+
 @pytest.fixture
 def cli_tiny(monkeypatch, tiny_model):
     """CLI runs in these tests reuse the session's tiny model instead of building it each time."""

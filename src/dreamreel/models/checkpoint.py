@@ -98,12 +98,12 @@ def load_checkpoint(
     components: dict[str, Any] = {
         "unet": unet,
         "vae": load_vae_weights(state, folder / "vae", name),
-        "scheduler": _scheduler(folder),
-        "safety_checker": None,
+        "scheduler": scheduler_from_folder(folder),
         "feature_extractor": None,
         "image_encoder": None,
     }
-    if arch == "sdxl":
+    if arch == "sdxl":  # what StableDiffusionXLPipeline takes (it has no safety checker)
+        components["force_zeros_for_empty_prompt"] = True
         components["text_encoder"] = _load_clip(state, folder / "text_encoder", "clip", name)
         components["text_encoder_2"] = _load_clip(state, folder / "text_encoder_2", "open_clip_xl", name)
         components["tokenizer"] = _tokenizer(folder / "tokenizer")
@@ -112,6 +112,7 @@ def load_checkpoint(
         kind = "clip" if arch == "sd1" else "open_clip"
         components["text_encoder"] = _load_clip(state, folder / "text_encoder", kind, name)
         components["tokenizer"] = _tokenizer(folder / "tokenizer")
+        components["safety_checker"] = None
     return components
 
 
@@ -205,7 +206,8 @@ def _tokenizer(folder: Path) -> Any:
     return build_clip_tokenizer(pad_token=config["pad_token"])
 
 
-def _scheduler(folder: Path) -> Any:
+def scheduler_from_folder(folder: Path) -> Any:
+    """The scheduler of a shipped config folder (its ``scheduler/scheduler_config.json``)."""
     import diffusers
 
     config = diffusers.PNDMScheduler.load_config(folder / "scheduler")

@@ -25,6 +25,7 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 MODEL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+BUILT_IN = ("tiny", "tiny-xl")  # random miniatures built offline (tiny.py): SD 1.x and SDXL
 
 
 @dataclass
@@ -52,8 +53,8 @@ class LoadedModel:
     @property
     def name(self) -> str:
         """Short model name for metadata (A1111 writes the checkpoint's file stem)."""
-        if self.spec == "tiny":
-            return "tiny"
+        if self.spec in BUILT_IN:
+            return self.spec
         if self.source_file is not None:
             return self.source_file.stem
         return Path(self.spec.rstrip("/")).name
@@ -110,7 +111,7 @@ def _unet_weights_file(spec: str) -> Path | None:
     """The one weights file of a diffusers folder's (or cached hub snapshot's) UNet, if there is one."""
     folder = Path(spec).expanduser()
     if not folder.is_dir():
-        if spec == "tiny" or folder.is_file():
+        if spec in BUILT_IN or folder.is_file():
             return None
         try:
             from dreamreel.models.hub import cached_snapshot
@@ -144,7 +145,7 @@ def weights_hash(module: Any) -> str:
 
 def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
     """Refuse a spec that cannot possibly load, reading at most file headers (no torch, no weights)."""
-    if spec == "tiny":
+    if spec in BUILT_IN:
         return
     path = Path(spec).expanduser()
     if path.exists():
@@ -242,10 +243,10 @@ def load_model(
     torch_dtype = resolve_dtype(dtype, torch_device)
     path = Path(spec).expanduser()
     source_file = None
-    if spec == "tiny":
-        from dreamreel.models.tiny import build_tiny_components
+    if spec in BUILT_IN:
+        from dreamreel.models.tiny import build_tiny_components, build_tiny_xl_components
 
-        components = build_tiny_components()
+        components = build_tiny_components() if spec == "tiny" else build_tiny_xl_components()
     elif path.is_file():
         from dreamreel.models.checkpoint import load_checkpoint, sidecar_v_prediction
         from dreamreel.models.safety import load_weights
@@ -318,7 +319,7 @@ def place_model(
             components[key].to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
     from dreamreel.models.prepack import prepack_convolutions, prepack_linears, unpack_convolutions
 
-    for key in ("unet", "vae", "text_encoder"):
+    for key in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if components.get(key) is not None:
             unpack_convolutions(components[key])
             if device.type == "cpu" and not compile and prepack:
