@@ -173,7 +173,8 @@ def build_tiny_xl_components() -> dict[str, Any]:
                 hidden_act=act,
             )
             encoders.append(cls(config))
-    for module in (unet, vae, *encoders):
+    modules: list[Any] = [unet, vae, *encoders]
+    for module in modules:
         module.eval().requires_grad_(False)
     return {
         "unet": unet,

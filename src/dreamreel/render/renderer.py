@@ -10,6 +10,7 @@ supply (for interpolation), and a VAE decode that is checked for NaN / black out
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,25 +37,37 @@ class Conditioning:
 
     Long prompts have several 77-token chunks; ``empty`` (the empty prompt's chunk) pads a shorter
     embedding so that items of a batch, a prompt and its negative, or two blended prompts line up.
+    SDXL adds the pooled text embedding of its second encoder, [1, P], for the prompt and the negative.
     """
 
     cond: torch.Tensor
     uncond: torch.Tensor
     empty: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
+    uncond_pooled: torch.Tensor | None = None
 
     def lerp(self, other: Conditioning, weight: float) -> Conditioning:
         """Linear interpolation of the embeddings (prompt blending)."""
         a, b = align_conditionings([self, other])
         return Conditioning(
-            cond=a.cond + (b.cond - a.cond) * weight,
-            uncond=a.uncond + (b.uncond - a.uncond) * weight,
+            cond=_lerp(a.cond, b.cond, weight),
+            uncond=_lerp(a.uncond, b.uncond, weight),
             empty=a.empty,
+            pooled=_lerp(a.pooled, b.pooled, weight),
+            uncond_pooled=_lerp(a.uncond_pooled, b.uncond_pooled, weight),
         )
 
 
+def _lerp(a: Any, b: Any, weight: float) -> Any:
+    return None if a is None or b is None else a + (b - a) * weight
+
+
 def align_conditionings(conditioning: Sequence[Conditioning]) -> list[Conditioning]:
-    """Pad every item's cond and uncond to the same number of chunks (no-op for 77-token prompts)."""
-    from dreamreel.render.prompts import same_length
+    """Pad every item's cond and uncond to the same number of chunks (no-op for 77-token prompts).
+    An all-zero negative (SDXL's empty negative prompt) stays all zeros."""
+    import torch
+
+    from dreamreel.render.prompts import pad_to_chunks
 
     lengths = {t.shape[1] for c in conditioning for t in (c.cond, c.uncond)}
     if len(lengths) <= 1:
@@ -62,10 +75,14 @@ def align_conditionings(conditioning: Sequence[Conditioning]) -> list[Conditioni
     empty = next((c.empty for c in conditioning if c.empty is not None), None)
     if empty is None:
         raise ValueError("conditionings of different lengths need the empty-prompt chunk to be aligned")
-    padded = same_length([t for c in conditioning for t in (c.cond, c.uncond)], empty)
+    chunks = max(lengths) // empty.shape[1]
+
+    def padded(t: torch.Tensor) -> torch.Tensor:
+        return pad_to_chunks(t, chunks, torch.zeros_like(empty) if not t.any() else empty)
+
     return [
-        Conditioning(cond=padded[2 * i], uncond=padded[2 * i + 1], empty=c.empty)
-        for i, c in enumerate(conditioning)
+        dataclasses.replace(c, cond=padded(c.cond), uncond=padded(c.uncond))
+        for c in conditioning
     ]
 
 
@@ -103,45 +120,78 @@ class Renderer:
         base = model.components["scheduler"]
         self.scheduler = make_scheduler(scheduler, base) if scheduler else pipeline_normalized(base)
         self.scheduler_name = scheduler_name_for(self.scheduler)
-        self._encodings: dict[str, torch.Tensor] = {}
+        self.is_xl = is_sdxl(model.components)
+        self._encodings: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._last_encoded: tuple[torch.Tensor, Any] | None = None  # (picture, its latent distribution)
 
     # -- text ---------------------------------------------------------------------------------
 
-    def _encode_text(self, text: str) -> torch.Tensor:
-        """[1, 77 * chunks, D] embeddings; A1111 weights and long-prompt chunks (see prompts.py)."""
-        from dreamreel.render.prompts import encode_prompt
+    def _encode_text(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[1, 77 * chunks, D] embeddings, and SDXL's pooled [1, P] (else None); A1111 weights and
+        long-prompt chunks (see prompts.py). SDXL: both encoders' penultimate hidden states side by side
+        (D = 768 + 1280), the pooled output from the second, as diffusers' ``encode_prompt`` does."""
+        import torch
+
+        from dreamreel.render.prompts import encode_prompt_layers, tokenize_text
 
         cached = self._encodings.get(text)
         if cached is not None:
             return cached
-        components = self.model.components
-        if components.get("text_encoder_2") is not None:
-            raise DreamreelError(
-                "SDXL models load (Python API: load_model(...).components) but dreamreel renders "
-                "SD 1.x and 2.x only so far"
-            )
-        embeds, tokenized = encode_prompt(
-            components["tokenizer"], components["text_encoder"], text, self.model.device, self.model.dtype
-        )
+        components, device, dtype = self.model.components, self.model.device, self.model.dtype
+        tokenizer = components["tokenizer"] if components.get("tokenizer") is not None else components["tokenizer_2"]
+        tokenized = tokenize_text(tokenizer, text)
         if tokenized.dropped:
-            dropped = components["tokenizer"].decode(tokenized.dropped)
             log.warning(
-                "prompt is longer than %d chunks of 75 tokens; dropped: %r", len(tokenized.chunks), dropped
-            )
-        self._encodings[text] = embeds
-        return embeds
+                "prompt is longer than %d chunks of 75 tokens; dropped: %r",
+                len(tokenized.chunks), tokenizer.decode(tokenized.dropped),
+            )  # fmt: skip
+        pooled = None
+        if not self.is_xl:
+            embeds = encode_prompt_layers(
+                tokenizer, components["text_encoder"], text, device, dtype, tokenized=tokenized
+            ).embeds
+        else:
+            parts = []
+            for tokenizer_key, encoder_key in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+                if components.get(encoder_key) is None:
+                    continue
+                encoded = encode_prompt_layers(
+                    components[tokenizer_key], components[encoder_key], text, device, dtype,
+                    penultimate=True, tokenized=tokenized,
+                )  # fmt: skip
+                parts.append(encoded.embeds)
+                pooled = encoded.pooled if encoded.pooled is not None else pooled
+            embeds = torch.cat(parts, dim=-1)
+        self._encodings[text] = (embeds, pooled)
+        return embeds, pooled
 
     def encode(self, prompt: str, negative: str = "") -> Conditioning:
-        """Embeddings of a prompt and its negative (padded to the same number of chunks), cached."""
+        """Embeddings of a prompt and its negative (padded to the same number of chunks), cached.
+
+        SDXL: an empty negative prompt is all zeros where the model says so (``force_zeros_for_empty_prompt``,
+        SDXL base's setting; diffusers does this for a negative prompt that is not given, A1111 for an
+        empty one)."""
+        import torch
+
         from dreamreel.render.prompts import same_length
 
-        cond, uncond = self._encode_text(prompt), self._encode_text(negative)
+        cond, pooled = self._encode_text(prompt)
+        zero_negative = (
+            self.is_xl and negative == "" and self.model.components.get("force_zeros_for_empty_prompt", True)
+        )
+        if zero_negative:
+            uncond = torch.zeros_like(cond)
+            uncond_pooled = None if pooled is None else torch.zeros_like(pooled)
+        else:
+            uncond, uncond_pooled = self._encode_text(negative)
+        extra = {"pooled": pooled, "uncond_pooled": uncond_pooled}
         if max(cond.shape[1], uncond.shape[1]) == cond.shape[1] == uncond.shape[1] == CLIP_CHUNK:
-            return Conditioning(cond=cond, uncond=uncond)
-        empty = self._encode_text("")  # long prompts: the padding chunk, kept for blending/alignment
+            return Conditioning(cond=cond, uncond=uncond, **extra)
+        empty = self._encode_text("")[0]  # long prompts: the padding chunk, kept for blending/alignment
+        if zero_negative:
+            return Conditioning(cond=cond, uncond=uncond, empty=empty, **extra)
         cond, uncond = same_length([cond, uncond], empty)
-        return Conditioning(cond=cond, uncond=uncond, empty=empty)
+        return Conditioning(cond=cond, uncond=uncond, empty=empty, **extra)
 
     # -- latents ------------------------------------------------------------------------------
 
@@ -169,7 +219,7 @@ class Renderer:
         """
         import torch
 
-        vae = self.model.components["vae"]
+        vae = self._vae()
         with torch.inference_mode():
             # one memory layout whatever the caller's tensor has: a compiled encoder would recompile
             images = images.to(self.model.device, vae.dtype).contiguous()
@@ -237,6 +287,8 @@ class Renderer:
         scheduler.set_timesteps(steps, device=device)
         timesteps = scheduler.timesteps
         if init_images is None:
+            if self.is_xl and hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(0)  # as StableDiffusionXLPipeline does
             if noise is None:
                 noise = randn_tensor((batch, *self.latent_shape(width, height)), generator, device, dtype)
             latents = noise.to(device, dtype) * scheduler.init_noise_sigma
@@ -257,16 +309,29 @@ class Renderer:
             start_noise = randn_tensor(init_latents.shape, generator, device, dtype)
             latents = scheduler.add_noise(init_latents, start_noise, timesteps[:1].repeat(batch))
 
+        # diffusers' do_classifier_free_guidance: guidance <= 1 (Turbo, Lightning, LCM-LoRA at 1) and
+        # LCM models, whose UNet takes the guidance as an embedding, run one UNet pass, not two
         use_cfg = guidance > 1 and unet.config.time_cond_proj_dim is None
         cond = torch.cat([c.cond for c in conditioning])
         embeds = torch.cat([torch.cat([c.uncond for c in conditioning]), cond]) if use_cfg else cond
+        unet_kwargs: dict[str, Any] = {}
+        if unet.config.time_cond_proj_dim is not None:
+            unet_kwargs["timestep_cond"] = guidance_embedding(
+                guidance, batch, unet.config.time_cond_proj_dim
+            ).to(device=device, dtype=latents.dtype)
+        if self.is_xl:
+            unet_kwargs["added_cond_kwargs"] = self._added_conditioning(
+                conditioning, use_cfg, width, height, img2img=init_images is not None
+            )
         step_kwargs = _step_kwargs(scheduler, generator)
 
         with torch.inference_mode():
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if use_cfg else latents
                 model_input = scheduler.scale_model_input(model_input, t)
-                noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                noise_pred = unet(
+                    model_input, t, encoder_hidden_states=embeds, return_dict=False, **unet_kwargs
+                )[0]
                 if use_cfg:
                     uncond_pred, text_pred = noise_pred.chunk(2)
                     noise_pred = uncond_pred + guidance * (text_pred - uncond_pred)
@@ -276,6 +341,30 @@ class Renderer:
                 if on_step is not None:
                     on_step(i + 1, len(timesteps), latents)
         return self.decode(latents)
+
+    def _added_conditioning(
+        self, conditioning: Sequence[Conditioning], use_cfg: bool, width: int, height: int, *, img2img: bool
+    ) -> dict[str, torch.Tensor]:
+        """SDXL's extra UNet inputs: the pooled text embeddings and ``add_time_ids`` = original size,
+        crop top-left (0, 0), target size, all (height, width) of the picture made, as diffusers'
+        pipelines pass them by default. A model trained with aesthetic scores (the refiner kind, told by
+        its UNet's input width) reads original size, crop and score (6 and 2.5 for the negative,
+        diffusers' defaults) in img2img."""
+        import torch
+
+        unet = self.model.components["unet"]
+        pooled = torch.cat([c.pooled for c in conditioning])  # type: ignore[misc]
+        size = (height, width)
+        time_ids: list[float] = [*size, 0, 0, *size]
+        negative_ids = time_ids
+        if img2img and _takes_aesthetic_score(unet, pooled.shape[-1]):
+            time_ids, negative_ids = [*size, 0, 0, 6.0], [*size, 0, 0, 2.5]
+        batch = len(conditioning)
+        ids = torch.tensor([time_ids], dtype=pooled.dtype).repeat(batch, 1)
+        if use_cfg:
+            pooled = torch.cat([torch.cat([c.uncond_pooled for c in conditioning]), pooled])  # type: ignore[misc]
+            ids = torch.cat([torch.tensor([negative_ids], dtype=pooled.dtype).repeat(batch, 1), ids])
+        return {"text_embeds": pooled, "time_ids": ids.to(self.model.device)}
 
     def _generate_by_length(
         self, conditioning: Sequence[Conditioning], seeds: Sequence[int], **settings: Any
@@ -299,11 +388,22 @@ class Renderer:
                 pictures[i] = rendered[j]
         return torch.stack(pictures)  # type: ignore[arg-type]
 
+    def _vae(self) -> Any:
+        """The VAE, in fp32 where diffusers' SDXL pipelines would upcast it (``force_upcast``: SDXL's VAE
+        overflows in fp16 and decodes black or NaN pictures). It stays fp32 from then on: moving it back
+        and forth every frame would cost more than the memory it saves."""
+        import torch
+
+        vae = self.model.components["vae"]
+        if self.is_xl and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+            vae.to(torch.float32)
+        return vae
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> [0, 1] pictures on the CPU; a NaN or all-black result is retried with an fp32 VAE."""
         import torch
 
-        vae = self.model.components["vae"]
+        vae = self._vae()
         with torch.inference_mode():
             images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             if _looks_broken(images) and vae.dtype != torch.float32:
@@ -314,6 +414,28 @@ class Renderer:
             raise DreamreelError("the VAE decoded NaN values even in fp32; the model weights may be broken")
         # contiguous: a channels_last VAE hands back NHWC memory; callers expect plain NCHW tensors.
         return (images.float() / 2 + 0.5).clamp(0, 1).cpu().contiguous()
+
+
+def is_sdxl(components: dict[str, Any]) -> bool:
+    """SDXL-class models have a second text encoder (and a UNet that takes pooled text and sizes)."""
+    return components.get("text_encoder_2") is not None
+
+
+def _takes_aesthetic_score(unet: Any, pooled_width: int) -> bool:
+    """Does the UNet's added embedding read 5 numbers (sizes, crop, aesthetic score: the SDXL refiner's
+    ``requires_aesthetics_score``) rather than 6 (sizes, crop, target size)?"""
+    inputs = unet.add_embedding.linear_1.in_features
+    return bool(inputs == 5 * unet.config.addition_time_embed_dim + pooled_width)
+
+
+def guidance_embedding(guidance: float, batch: int, dim: int) -> torch.Tensor:
+    """LCM's guidance-scale embedding (w - 1, as diffusers' pipelines pass it) for UNets with
+    ``time_cond_proj_dim``; diffusers' own function, which its pipelines keep as a method."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    w = torch.tensor(guidance - 1).repeat(batch)
+    return StableDiffusionPipeline.get_guidance_scale_embedding(None, w, embedding_dim=dim)
 
 
 def _looks_broken(images: torch.Tensor) -> bool:
