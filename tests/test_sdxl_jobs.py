@@ -11,20 +11,8 @@ from dreamreel.jobs import JOBS
 from dreamreel.recipes.serial import recipe_to_toml
 
 
-@pytest.fixture
-def cli_tiny_xl(monkeypatch, tiny_xl_model):
-    """CLI runs reuse the session's tiny-xl (built once); any other model spec is an error here."""
-
-    def load(spec, **kwargs):
-        assert spec == "tiny-xl", spec
-        return tiny_xl_model
-
-    monkeypatch.setattr("dreamreel.models.loading.load_model", load)
-    return tiny_xl_model
-
-
 @pytest.mark.parametrize("name", sorted(JOBS))
-def test_every_job_runs_with_tiny_xl(name, cli_tiny_xl, run_cli, samples, tmp_path):
+def test_every_job_runs_with_tiny_xl(name, cli_tiny_xl_model, run_cli, samples, tmp_path):
     job = JOBS[name]
     recipe_file = tmp_path / f"{name}.toml"
     recipe_file.write_text(recipe_to_toml(job.example(samples)), encoding="utf-8")
@@ -38,7 +26,7 @@ def test_every_job_runs_with_tiny_xl(name, cli_tiny_xl, run_cli, samples, tmp_pa
         assert output.is_file() and output.stat().st_size > 0
 
 
-def test_txt2img_seeds_and_rerender_make_the_same_sdxl_picture(cli_tiny_xl, run_cli, tmp_path):
+def test_txt2img_seeds_and_rerender_make_the_same_sdxl_picture(cli_tiny_xl_model, run_cli, tmp_path):
     args = ["txt2img", "a cat", "--model", "tiny-xl", "--seeds", "1-2", "--steps", "3", "--quiet"]
     code, _, err = run_cli([*args, "--width", "64", "--height", "64", "-o", tmp_path / "a"])
     assert code == 0, err
@@ -53,7 +41,7 @@ def test_txt2img_seeds_and_rerender_make_the_same_sdxl_picture(cli_tiny_xl, run_
     assert (again == np.asarray(Image.open(first))).all()
 
 
-def test_sdxl_default_size_is_native(cli_tiny_xl, run_cli, tmp_path):
+def test_sdxl_default_size_is_native(cli_tiny_xl_model, run_cli, tmp_path):
     code, _, err = run_cli(["txt2img", "a cat", "--model", "tiny-xl", "--steps", "1", "--seed", "1", "--quiet",
                             "-o", tmp_path])  # fmt: skip
     assert code == 0, err

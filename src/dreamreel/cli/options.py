@@ -17,9 +17,10 @@ from typing import Any
 
 import click
 
-from dreamreel.recipes.base import Recipe
+from dreamreel.recipes.base import Recipe, with_preset
 from dreamreel.recipes.overrides import number_or_schedule
 from dreamreel.recipes.seeds import SEED_MODES
+from dreamreel.render.samplers import PRESETS
 
 F = Callable[..., Any]
 SCHEDULE_HELP = "a number or keyframes like '0:(1.02), 30:(1.0+0.01*sin(t/5))'"
@@ -61,6 +62,22 @@ model_options = options(
         default=None,
         help="torch.compile UNet and VAE (CUDA graphs on a GPU): same pictures within fp16 rounding; "
         "the first frame compiles for a minute or two, later ones run ~3x faster on a GPU.",
+    ),
+    click.option(
+        "--preset",
+        type=click.Choice(list(PRESETS)),
+        help="Few-step settings (steps, guidance, scheduler; given options win): "
+        + "; ".join(f"{p.name}: {p.steps} steps, guidance {p.guidance:g}, {p.scheduler} ({p.models})" for p in PRESETS.values())
+        + ".",
+    ),
+    click.option(
+        "--offload",
+        type=click.Choice(["none", "model", "sequential"]),
+        help="Small GPUs: model keeps only the working component on the GPU (text encoders leave after "
+        "encoding); sequential streams layer by layer (least memory, slowest). Same pictures. Default none.",
+    ),
+    click.option(
+        "--vae-tiling", is_flag=True, default=None, help="Decode large pictures in tiles (less GPU memory)."
     ),
     click.option("--quiet", is_flag=True, help="No progress bars."),
     click.option("--debug", is_flag=True, help="Show tracebacks."),
@@ -125,4 +142,4 @@ def recipe_options(recipe_cls: type[Recipe], given: dict[str, Any], **fixed: Any
             value = number_or_schedule(value)
         fields[name] = value
     fields.update(fixed)
-    return recipe_cls(**fields)
+    return recipe_cls(**with_preset(fields))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
+OFFLOAD_MODES = ("none", "model", "sequential")
 MODEL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 BUILT_IN = ("tiny", "tiny-xl")  # random miniatures built offline (tiny.py): SD 1.x and SDXL
 
@@ -166,6 +167,39 @@ def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def model_family(spec: str) -> str | None:
+    """'sd1', 'sd2' or 'sdxl' from what is on disk without loading weights (built-ins, safetensors
+    headers, a folder's or cached snapshot's configs); None when it cannot be told that way."""
+    import json
+
+    if spec in BUILT_IN:
+        return "sdxl" if spec == "tiny-xl" else "sd1"
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            return None
+        arch = detect_architecture(safetensors_keys(path), spec)
+        return "sd2" if arch.startswith("sd2") else arch
+    folder: Path | None = path if path.is_dir() else None
+    if folder is None and spec.count("/") == 1:
+        from dreamreel.models.hub import cached_snapshot
+
+        try:
+            folder = cached_snapshot(spec)
+        except Exception:  # not a usable hub id: nothing to tell
+            return None
+    if folder is None or not (folder / "model_index.json").is_file():
+        return None
+    index = _read_index(folder)
+    if "text_encoder_2" in index or "XL" in str(index.get("_class_name", "")):
+        return "sdxl"
+    try:
+        config = json.loads((folder / "text_encoder" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {768: "sd1", 1024: "sd2"}.get(config.get("hidden_size"))
 
 
 def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> None:
