@@ -40,6 +40,8 @@ class LoadedModel:
     source_file: Path | None = None  # a single-file checkpoint
     vae_file: Path | None = None  # --vae
     loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
+    controls: list[Any] = field(default_factory=list)  # controlnet.ControlSpec of components["controlnet"]
+    motion_adapter: str | None = None  # the spec of components["motion_adapter"]
     _hash: str | None = field(default=None, repr=False)
     _extras: dict[str, str] | None = field(default=None, repr=False)
 
@@ -263,13 +265,19 @@ def load_model(
     allow_unsafe_pickle: bool = False,
     quiet: bool = False,
     compile: bool = False,
+    controlnet: Sequence[str] = (),
+    motion_adapter: str | None = None,
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
     or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
-    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each)."""
+    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each). ``controlnet`` (``KIND:FILE[:WEIGHT]`` each)
+    adds ``components["controlnet"]`` and ``motion_adapter`` (FILE, FOLDER or tiny) adds
+    ``components["motion_adapter"]``, so diffusers' ControlNet and AnimateDiff pipelines can be built
+    from exactly what dreamreel renders with."""
     from dreamreel.models.lora import apply_loras, parse_lora_specs
 
     check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
+    control_specs, adapter_spec = _check_extras(spec, controlnet, motion_adapter, allow_unsafe_pickle)
     if vae is not None:
         check_weights_file(vae, allow_unsafe_pickle=allow_unsafe_pickle, what="VAE file")
     lora_specs = parse_lora_specs(loras, allow_unsafe_pickle=allow_unsafe_pickle)
@@ -299,8 +307,39 @@ def load_model(
     if lora_specs:
         _ = model.model_hash  # the base model's hash, before LoRAs change the weights
         model.loras = apply_loras(components, lora_specs)
+    _add_extras(model, control_specs, adapter_spec, allow_unsafe_pickle)  # from the stock UNet
     place_model(components, torch_device, torch_dtype, compile=compile)
     return model
+
+
+def _check_extras(
+    spec: str, controlnet: Sequence[str], motion_adapter: str | None, allow_unsafe_pickle: bool
+) -> tuple[list[Any], str | None]:
+    from dreamreel.models.controlnet import parse_controlnet_specs
+
+    controls = parse_controlnet_specs(list(controlnet), allow_unsafe_pickle=allow_unsafe_pickle, model=spec)
+    if motion_adapter is not None:
+        from dreamreel.models.motion import check_motion_adapter
+
+        check_motion_adapter(motion_adapter, spec)
+    return controls, motion_adapter
+
+
+def _add_extras(model: LoadedModel, controls: list[Any], adapter: str | None, allow_unsafe_pickle: bool) -> None:
+    """ControlNets and a motion adapter, built for the loaded UNet and placed beside it."""
+    components = model.components
+    if controls:
+        from dreamreel.models.controlnet import controlnet_component, load_controlnet
+
+        unet = components["unet"]
+        nets = [load_controlnet(c, unet, allow_unsafe_pickle=allow_unsafe_pickle) for c in controls]
+        components["controlnet"] = controlnet_component(nets).to(model.device, model.dtype)
+        model.controls = controls
+    if adapter is not None:
+        from dreamreel.models.motion import load_motion_adapter
+
+        components["motion_adapter"] = load_motion_adapter(adapter).to(model.device, model.dtype)
+        model.motion_adapter = adapter
 
 
 def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
@@ -314,6 +353,8 @@ def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
         allow_unsafe_pickle=recipe.allow_unsafe_pickle,
         quiet=quiet,
         compile=recipe.compile,
+        controlnet=getattr(recipe, "controlnet", ()),
+        motion_adapter=getattr(recipe, "motion_adapter", None),
     )
 
 

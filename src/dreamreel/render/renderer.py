@@ -105,6 +105,18 @@ def fixed_batches(wanted: Sequence[int], total: int, batch: int) -> list[list[in
     return [list(range(c * batch, min((c + 1) * batch, total))) for c in chunks]
 
 
+@dataclass(frozen=True)
+class ControlInput:
+    """What the model's ControlNet(s) see for one batch: one control picture batch [B, 3, H, W] in
+    [0, 1] per ControlNet (in the order of ``components["controlnet"]``), each one's weight, and the
+    fractions of the steps run (A1111's guidance start / end) during which they act."""
+
+    images: Sequence[torch.Tensor]
+    weights: Sequence[float]
+    start: float = 0.0
+    end: float = 1.0
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """Seed N's noise comes from a CPU generator, as in diffusers: the same picture on any device."""
     import torch
@@ -259,6 +271,7 @@ class Renderer:
         strength: float | None = None,
         noise: torch.Tensor | None = None,
         on_step: StepCallback | None = None,
+        control: ControlInput | None = None,
     ) -> torch.Tensor:
         """Render a batch; returns [B, 3, H, W] float pictures in [0, 1] on the CPU.
 
@@ -276,7 +289,7 @@ class Renderer:
         if len({c.cond.shape[1] for c in conditioning}) > 1:  # long prompts of different chunk counts
             return self._generate_by_length(
                 conditioning, seeds, steps=steps, guidance=guidance, width=width, height=height,
-                init_images=init_images, strength=strength, noise=noise, on_step=on_step,
+                init_images=init_images, strength=strength, noise=noise, on_step=on_step, control=control,
             )  # fmt: skip
         device, dtype = self.model.device, self.model.dtype
         generators = [seeded_generator(s) for s in seeds]
@@ -329,8 +342,11 @@ class Renderer:
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if use_cfg else latents
                 model_input = scheduler.scale_model_input(model_input, t)
+                residuals = {} if control is None else self._control_residuals(
+                    control, model_input, t, embeds, unet_kwargs, use_cfg, i, len(timesteps)
+                )  # fmt: skip
                 noise_pred = unet(
-                    model_input, t, encoder_hidden_states=embeds, return_dict=False, **unet_kwargs
+                    model_input, t, encoder_hidden_states=embeds, return_dict=False, **unet_kwargs, **residuals
                 )[0]
                 if use_cfg:
                     uncond_pred, text_pred = noise_pred.chunk(2)
@@ -341,6 +357,38 @@ class Renderer:
                 if on_step is not None:
                     on_step(i + 1, len(timesteps), latents)
         return self.decode(latents)
+
+    def _control_residuals(
+        self,
+        control: ControlInput,
+        model_input: torch.Tensor,
+        t: Any,
+        embeds: torch.Tensor,
+        unet_kwargs: dict[str, Any],
+        use_cfg: bool,
+        step: int,
+        steps: int,
+    ) -> dict[str, Any]:
+        """The ControlNets' residuals for the UNet's down and mid blocks at step ``step`` of ``steps``
+        run, as diffusers' ControlNet pipelines compute them: a net acts (at its weight) only while
+        ``start <= step / steps`` and ``(step + 1) / steps <= end``; several nets' residuals add up."""
+        import torch
+
+        net = self.model.components["controlnet"]
+        keep = 1.0 - float(step / steps < control.start or (step + 1) / steps > control.end)
+        images = [
+            torch.cat([image] * 2) if use_cfg else image
+            for image in (i.to(self.model.device, self.model.dtype) for i in control.images)
+        ]
+        several = len(images) > 1
+        extra = {"added_cond_kwargs": unet_kwargs["added_cond_kwargs"]} if "added_cond_kwargs" in unet_kwargs else {}
+        down, mid = net(
+            model_input, t, encoder_hidden_states=embeds,
+            controlnet_cond=images if several else images[0],
+            conditioning_scale=[w * keep for w in control.weights] if several else control.weights[0] * keep,
+            guess_mode=False, return_dict=False, **extra,
+        )  # fmt: skip
+        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
     def _added_conditioning(
         self, conditioning: Sequence[Conditioning], use_cfg: bool, width: int, height: int, *, img2img: bool
@@ -383,6 +431,10 @@ class Renderer:
             for key in ("init_images", "noise"):
                 if settings[key] is not None:
                     sub[key] = settings[key][indices]
+            if settings["control"] is not None:
+                sub["control"] = dataclasses.replace(
+                    settings["control"], images=[image[indices] for image in settings["control"].images]
+                )
             rendered = self.generate([conditioning[i] for i in indices], [seeds[i] for i in indices], **sub)
             for j, i in enumerate(indices):
                 pictures[i] = rendered[j]

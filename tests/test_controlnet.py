@@ -1,0 +1,174 @@
+"""ControlNet: our renderer with ``--controlnet`` gives diffusers' ControlNet pipelines' pictures (tiny +
+a random ControlNet grown from tiny's UNet, ≤ 1e-4 on [0, 1] floats, the project's equivalence
+tolerance); a single file in the original (A1111) key layout loads offline; bad files are refused
+in one line before any model loads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from dreamreel.errors import DreamreelError
+from dreamreel.media.control import canny_edges
+from dreamreel.media.pictures import load_image, resize_image, to_unit_tensor
+from dreamreel.render.renderer import ControlInput, Renderer, seeded_generator
+from dreamreel.render.samplers import make_scheduler
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tiny_cn():
+    from dreamreel.models.loading import load_model
+
+    return load_model("tiny", device="cpu", dtype="fp32", controlnet=["canny:tiny:0.8"])
+
+
+def _pipe(model, cls, scheduler):
+    import copy
+
+    from dreamreel.models.prepack import unpack_convolutions
+
+    components = {k: v for k, v in model.components.items() if k != "motion_adapter"}
+    for key in ("unet", "vae", "controlnet"):
+        components[key] = copy.deepcopy(model.components[key])
+        unpack_convolutions(components[key])
+    components["scheduler"] = make_scheduler(scheduler, model.components["scheduler"])
+    pipe = cls(**components, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_components_carry_the_controlnet(tiny_cn):
+    from diffusers import ControlNetModel
+
+    assert isinstance(tiny_cn.components["controlnet"], ControlNetModel)
+    assert [c.kind for c in tiny_cn.controls] == ["canny"]
+
+
+def test_txt2img_with_controlnet_equals_diffusers(tiny_cn, sample_picture):
+    from diffusers import StableDiffusionControlNetPipeline
+
+    edges = canny_edges(resize_image(load_image(sample_picture), 64, 64))
+    pipe = _pipe(tiny_cn, StableDiffusionControlNetPipeline, "Euler a")
+    settings = {"num_inference_steps": 4, "guidance_scale": 7.5, "width": 64, "height": 64}
+    reference = pipe(
+        "a cat", image=edges, controlnet_conditioning_scale=0.8, control_guidance_start=0.0,
+        control_guidance_end=0.75, generator=seeded_generator(7), output_type="np", **settings,
+    ).images[0]  # fmt: skip
+    renderer = Renderer(tiny_cn, "Euler a")
+    control = ControlInput(images=[to_unit_tensor([edges])], weights=[0.8], start=0.0, end=0.75)
+    ours = renderer.generate(
+        [renderer.encode("a cat")], [7], steps=4, guidance=7.5, width=64, height=64, control=control
+    )[0].permute(1, 2, 0).numpy()
+    plain = renderer.generate([renderer.encode("a cat")], [7], steps=4, guidance=7.5, width=64, height=64)
+    assert np.abs(ours - reference).max() <= TOLERANCE
+    assert np.abs(plain[0].permute(1, 2, 0).numpy() - reference).max() > 1e-3  # the ControlNet acts
+
+
+def test_img2img_with_controlnet_equals_diffusers(tiny_cn, sample_picture):
+    from diffusers import StableDiffusionControlNetImg2ImgPipeline
+
+    picture = resize_image(load_image(sample_picture), 64, 48)
+    edges = canny_edges(picture)
+    pipe = _pipe(tiny_cn, StableDiffusionControlNetImg2ImgPipeline, "DPM++ 2M Karras")
+    reference = pipe(
+        "a wolf", image=picture, control_image=edges, strength=0.6, num_inference_steps=5,
+        guidance_scale=6.0, controlnet_conditioning_scale=0.8, control_guidance_start=0.2,
+        generator=seeded_generator(3), output_type="np",
+    ).images[0]  # fmt: skip
+    renderer = Renderer(tiny_cn, "DPM++ 2M Karras")
+    control = ControlInput(images=[to_unit_tensor([edges])], weights=[0.8], start=0.2, end=1.0)
+    ours = renderer.generate(
+        [renderer.encode("a wolf")], [3], steps=5, guidance=6.0, width=64, height=48,
+        init_images=to_unit_tensor([picture]), strength=0.6, control=control,
+    )[0].permute(1, 2, 0).numpy()  # fmt: skip
+    assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+def test_two_controlnets_equal_diffusers_multi(sample_picture):
+    from diffusers import StableDiffusionControlNetPipeline
+
+    from dreamreel.models.loading import load_model
+
+    model = load_model("tiny", device="cpu", dtype="fp32", controlnet=["canny:tiny", "tile:tiny:0.5"])
+    picture = resize_image(load_image(sample_picture), 32, 32)
+    edges = canny_edges(picture)
+    pipe = _pipe(model, StableDiffusionControlNetPipeline, "DDIM")
+    reference = pipe(
+        "a cat", image=[edges, picture], controlnet_conditioning_scale=[1.0, 0.5], num_inference_steps=3,
+        width=32, height=32, generator=seeded_generator(5), output_type="np",
+    ).images[0]  # fmt: skip
+    renderer = Renderer(model, "DDIM")
+    control = ControlInput(images=[to_unit_tensor([edges]), to_unit_tensor([picture])], weights=[1.0, 0.5])
+    ours = renderer.generate([renderer.encode("a cat")], [5], steps=3, guidance=7.5, width=32, height=32,
+                             control=control)[0].permute(1, 2, 0).numpy()  # fmt: skip
+    assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def tiny_controlnet_file(path, unet, seed=11):
+    """A random ControlNet for ``unet`` saved in the original single-file layout (as A1111 users have
+    them: ``control_v11p_sd15_canny`` keys, no prefix)."""
+    from sd_layout import controlnet_to_original
+
+    from dreamreel.models.controlnet import build_tiny_controlnet
+
+    net = build_tiny_controlnet(unet)
+    generator = torch.Generator().manual_seed(seed)
+    state = {k: torch.randn(v.shape, generator=generator) * 0.1 for k, v in net.state_dict().items()}
+    net.load_state_dict(state)
+    save_file(controlnet_to_original(state, dict(unet.config)), str(path))
+    return net
+
+
+def test_single_file_controlnet_loads_offline(tmp_path, tiny_model):
+    from dreamreel.models.controlnet import ControlSpec, load_controlnet
+
+    unet = tiny_model.components["unet"]
+    file = tmp_path / "control_tiny_canny.safetensors"
+    expected = tiny_controlnet_file(file, load_model_stock_unet())
+    loaded = load_controlnet(ControlSpec("canny", str(file)), load_model_stock_unet())
+    for key, value in expected.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert unet is not None
+
+
+def load_model_stock_unet():
+    from dreamreel.models.tiny import build_tiny_components
+
+    return build_tiny_components()["unet"]
+
+
+def test_controlnet_of_another_architecture_refused_before_loading(tmp_path, no_model_load):
+    from dreamreel.models.controlnet import parse_controlnet_specs
+    from dreamreel.models.tiny import build_tiny_xl_components
+
+    file = tmp_path / "xl.safetensors"
+    tiny_controlnet_file(file, build_tiny_xl_components()["unet"])
+    with pytest.raises(DreamreelError, match="another model architecture") as err:
+        parse_controlnet_specs([f"canny:{file}"], model="tiny")
+    assert "\n" not in str(err.value)
+
+
+def test_pickle_controlnet_refused(tmp_path, no_model_load):
+    from dreamreel.models.controlnet import parse_controlnet_specs
+
+    file = tmp_path / "control.pth"
+    torch.save({"a": torch.zeros(1)}, file)
+    with pytest.raises(DreamreelError, match="pickle") as err:
+        parse_controlnet_specs([f"canny:{file}"], model="tiny")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["edges:tiny", "canny", "canny:tiny:9", "canny:/nope.safetensors"])
+def test_bad_controlnet_specs_one_line(bad, no_model_load):
+    from dreamreel.models.controlnet import parse_controlnet_specs
+
+    with pytest.raises(DreamreelError) as err:
+        parse_controlnet_specs([bad], model="tiny")
+    assert "\n" not in str(err.value)
