@@ -14,7 +14,7 @@ from dreamreel.errors import DreamreelError
 from dreamreel.media.control import canny_edges
 from dreamreel.media.pictures import load_image, resize_image, to_unit_tensor
 from dreamreel.render.renderer import ControlInput, Renderer, seeded_generator
-from dreamreel.render.samplers import make_scheduler
+from dreamreel.render.samplers import make_scheduler, pipeline_normalized
 
 TOLERANCE = 1e-4
 
@@ -35,7 +35,8 @@ def _pipe(model, cls, scheduler):
     for key in ("unet", "vae", "controlnet"):
         components[key] = copy.deepcopy(model.components[key])
         unpack_convolutions(components[key])
-    components["scheduler"] = make_scheduler(scheduler, model.components["scheduler"])
+    base = model.components["scheduler"]
+    components["scheduler"] = make_scheduler(scheduler, base) if scheduler else pipeline_normalized(base)
     pipe = cls(**components, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -172,3 +173,49 @@ def test_bad_controlnet_specs_one_line(bad, no_model_load):
     with pytest.raises(DreamreelError) as err:
         parse_controlnet_specs([bad], model="tiny")
     assert "\n" not in str(err.value)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+def test_img2img_job_with_single_file_controlnet_equals_diffusers(tmp_path, sample_picture, run_cli):
+    """``dreamreel img2img --controlnet canny:FILE`` with a random ControlNet in A1111's single-file
+    layout: loads offline, and the picture equals StableDiffusionControlNetImg2ImgPipeline's (8-bit
+    PNG vs the pipeline's floats: within one level of rounding)."""
+    from diffusers import StableDiffusionControlNetImg2ImgPipeline
+    from PIL import Image
+
+    from dreamreel.models.loading import load_model
+
+    file = tmp_path / "control_tiny_canny.safetensors"
+    tiny_controlnet_file(file, load_model_stock_unet())
+    code, _, err = run_cli([
+        "img2img", "a wolf", "--model", "tiny", "--image", str(sample_picture), "--width", "32", "--height", "32",
+        "--steps", "4", "--strength", "0.75", "--seed", "9", "--controlnet", f"canny:{file}:0.9",
+        "--control-end", "0.5", "-o", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 0, err
+    [png] = sorted((tmp_path / "out").glob("*.png"))
+    ours = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64) / 255
+    assert 'ControlNet 0: "Module: canny, Model: control_tiny_canny [' in Image.open(png).info["parameters"]
+
+    model = load_model("tiny", device="cpu", dtype="fp32", controlnet=[f"canny:{file}:0.9"])
+    picture = resize_image(load_image(sample_picture), 32, 32)
+    reference = _pipe(model, StableDiffusionControlNetImg2ImgPipeline, None).__call__(
+        "a wolf", image=picture, control_image=canny_edges(picture), strength=0.75, num_inference_steps=4,
+        controlnet_conditioning_scale=0.9, control_guidance_end=0.5, generator=seeded_generator(9),
+        output_type="np",
+    ).images[0]  # fmt: skip
+    assert np.abs(ours - reference).max() <= 1 / 255 + TOLERANCE
+
+
+def test_controlnet_flags_refused_before_the_model_loads(tmp_path, sample_picture, run_cli, no_model_load):
+    torch.save({"a": torch.zeros(1)}, tmp_path / "cn.pth")
+    for extra, message in [
+        ([f"--controlnet=canny:{tmp_path / 'cn.pth'}"], "pickle"),
+        (["--controlnet=canny:tiny", "--control-start", "0.6", "--control-end", "0.5"], "below"),
+    ]:
+        code, _, err = run_cli(["img2img", "a", "--model", "tiny", "-i", str(sample_picture), *extra])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli(["txt2img", "a", "--model", "tiny", "--controlnet", "canny:tiny"])
+    assert code == 2 and "--control-image" in err, err

@@ -109,6 +109,19 @@ seed_loop_options = options(
 # Still pictures: plain numbers for steps and guidance, the picture, a seed loop into a folder.
 still_options = options(steps_option, guidance_option, picture_options, seed_loop_options)
 
+# ControlNets (txt2img, img2img): what each follows, how strongly, and during which steps.
+control_options = options(
+    click.option(
+        "--controlnet",
+        multiple=True,
+        help="KIND:FILE[:WEIGHT] (repeatable): KIND canny (OpenCV edges of the picture), tile (the picture "
+        "itself) or image (--control-image as it is); FILE a ControlNet .safetensors, diffusers folder or tiny.",
+    ),
+    click.option("--control-image", help="The picture the ControlNets follow (txt2img; kind image)."),
+    click.option("--control-start", type=float, help="Fraction of the steps before ControlNets act (default 0)."),
+    click.option("--control-end", type=float, help="Fraction of the steps after which they stop (default 1)."),
+)
+
 video_options = options(
     click.option("--output", "-o", required=True, help="The video: NAME.mp4, .webm or .gif (run folder NAME.run/)."),
     click.option("--fps", help="Frames per second; fractions allowed (30000/1001)."),

@@ -1,0 +1,131 @@
+"""Text to a clip with an AnimateDiff motion adapter: every frame denoised together (render/animate.py).
+
+Clips longer than ``context`` frames use diffusers' FreeNoise windows (``context`` frames every
+``stride``). The unit of exactness is the clip: its frames meet in every step, so a resume re-runs the
+clip's denoising (bit-identical on the same machine: the same arithmetic from the same CPU generators)
+and decodes only the frames missing from the run folder; each frame is always decoded alone, so a
+resumed frame is byte for byte the frame of an unbroken run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from dreamreel.errors import DreamreelError
+from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
+from dreamreel.recipes.base import MAX_FRAMES, VideoRecipe
+from dreamreel.recipes.seeds import check_seed, random_seeds
+
+DEFAULT_CONTEXT = 16  # the clip length AnimateDiff's adapters are trained on
+DEFAULT_STRIDE = 4  # FreeNoise's default distance between window starts
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnimateRecipe(VideoRecipe):
+    """A prompt and a motion adapter -> ``frames`` frames denoised as one clip."""
+
+    job: ClassVar[str] = "animate"
+
+    motion_adapter: str = ""  # FILE (.safetensors), diffusers FOLDER, or tiny
+    frames: int = 16
+    context: int = DEFAULT_CONTEXT
+    stride: int = DEFAULT_STRIDE
+    seed: int | None = None  # None: drawn at random and recorded
+    fps: str | int | float | None = 8  # AnimateDiff's usual playing rate
+
+    def check(self) -> None:
+        super().check()
+        if not self.motion_adapter:
+            raise DreamreelError("animate needs --motion-adapter (FILE, FOLDER or tiny)")
+        for name, value, high in (("frames", self.frames, MAX_FRAMES), ("context", self.context, 64)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise DreamreelError(f"--{name} must be a whole number from 1 to {high}, got {value!r}")
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or not 1 <= self.stride <= self.context:
+            raise DreamreelError(f"--stride must be a whole number from 1 to --context ({self.context}), got {self.stride!r}")
+        if self.seed is not None:
+            check_seed(self.seed)
+
+    def check_model(self) -> None:
+        from dreamreel.models.motion import check_motion_adapter
+
+        super().check_model()
+        check_motion_adapter(self.motion_adapter, self.model)
+
+    def resolved(self) -> AnimateRecipe:
+        recipe = super().resolved()
+        return recipe if recipe.seed is not None else recipe.replace(seed=random_seeds(1)[0])
+
+
+def plan(recipe: AnimateRecipe) -> Plan:
+    return Plan(count=recipe.frames, fps=recipe.frame_rate())
+
+
+def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
+    from dreamreel.media.pictures import tensor_to_pil
+    from dreamreel.render.animate import ClipRenderer, ClipSettings
+
+    model, recipe = context.model, context.recipe
+    if not context.wanted:
+        return
+    adapter = model.components.get("motion_adapter")
+    if adapter is None or model.motion_adapter != recipe.motion_adapter:  # a model handed in without it
+        from dreamreel.models.motion import load_motion_adapter
+
+        adapter = load_motion_adapter(recipe.motion_adapter).to(model.device, model.dtype)
+    clips = ClipRenderer(model, recipe.scheduler, adapter)
+    width, height = recipe.width or model.native_size, recipe.height or model.native_size
+    settings = ClipSettings(
+        frames=recipe.frames, steps=int(recipe.steps), guidance=float(recipe.guidance), width=width,
+        height=height, context=recipe.context, stride=recipe.stride,
+    )  # fmt: skip
+    seed = int(recipe.seed)  # type: ignore[arg-type]
+    latents = clips.denoise(clips.renderer.encode(recipe.prompt, recipe.negative), seed, settings, context.on_step)
+    extra = {"AnimateDiff": animatediff_infotext(model, recipe, adapter)}
+    for index, picture in clips.decode_frames(latents, context.wanted):
+        from dreamreel.jobs.still_pictures import infotext
+
+        parameters = infotext(
+            model, clips.renderer, prompt=recipe.prompt, negative=recipe.negative, steps=settings.steps,
+            guidance=settings.guidance, seed=seed, width=width, height=height, extra={**extra, "Frame": index},
+        )  # fmt: skip
+        facts: dict[str, Any] = {"frame": index, "seed": seed, "model_hash": model.model_hash}
+        yield Frame(index=index, seed=seed, image=tensor_to_pil(picture)[0], recipe=recipe, parameters=parameters, facts=facts)
+
+
+def animatediff_infotext(model: Any, recipe: AnimateRecipe, adapter: Any) -> str:
+    """The sd-webui-animatediff extension's ``AnimateDiff`` field (its own ``key: value`` list):
+    its batch_size is the context window, overlap the frames two windows share (-1: one window)."""
+    from pathlib import Path
+
+    from dreamreel.models.loading import file_hash, weights_hash
+
+    path = Path(recipe.motion_adapter).expanduser()
+    windowed = recipe.frames > recipe.context
+    fields = {
+        "model": path.name if path.exists() else recipe.motion_adapter,
+        "video_length": recipe.frames,
+        "fps": recipe.frame_rate(),
+        "loop_number": 0,
+        "closed_loop": "N",
+        "batch_size": min(recipe.context, recipe.frames),
+        "stride": 1,
+        "overlap": recipe.context - recipe.stride if windowed else -1,
+        "interp": "Off",
+        "interp_x": 10,
+        "freeinit_enable": False,
+        "mm_hash": (file_hash(path, 8) if path.is_file() else weights_hash(adapter)[:8]),
+    }
+    return ", ".join(f"{k}: {v}" for k, v in fields.items())
+
+
+def example(samples: Samples) -> AnimateRecipe:
+    return AnimateRecipe(prompt="a cat", model="tiny", motion_adapter="tiny", frames=6, context=4, stride=2,
+                         steps=3, width=32, height=32, seed=5, output=str(samples.folder / "animate.mp4"))  # fmt: skip
+
+
+JOB = Job(
+    example=example, name="animate", recipe=AnimateRecipe, plan=plan, frames=frames,
+    summary="Text to a clip: an AnimateDiff motion adapter denoises the frames together.",
+)  # fmt: skip

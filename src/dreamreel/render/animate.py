@@ -1,0 +1,129 @@
+"""Text to a clip with an AnimateDiff motion adapter: all frames denoised together.
+
+The loop mirrors diffusers' ``AnimateDiffPipeline`` step for step (same noise from the same generator,
+the prompt's embeddings repeated per frame, one UNet call per step over every frame), so the frames
+equal the pipeline's for the same components. The UNet is diffusers' ``UNetMotionModel`` (the model's
+UNet with the adapter's temporal layers); the pipeline object is only a holder for diffusers' own
+helpers: ``prepare_latents`` (the noise, FreeNoise's window shuffling included) and
+``enable_free_noise``, which swaps the temporal transformer blocks for FreeNoise blocks. FreeNoise's
+windowing lives inside those blocks; re-implementing it here would be a second copy of it.
+
+A clip longer than the adapter's context is made with FreeNoise's overlapping context windows
+(``context`` frames, every ``stride`` frames, pyramid weights). The windows meet in every temporal
+layer at every step, so the whole clip, not one window, is what a step computes: a resume re-runs
+the clip's denoising (the same arithmetic on the same CPU generators gives the same bits) and decodes
+only the frames still missing. Each frame is decoded alone, in an unbroken run as in a resume, so a
+decoded frame never depends on which others were decoded with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dreamreel.render.renderer import Renderer, _step_kwargs, seeded_generator
+
+if TYPE_CHECKING:
+    import torch
+
+    from dreamreel.models.loading import LoadedModel
+    from dreamreel.render.renderer import Conditioning, StepCallback
+
+FREE_NOISE_WEIGHTING = "pyramid"  # diffusers' default window weighting
+FREE_NOISE_NOISE = "shuffle_context"  # diffusers' default: later windows reuse shuffled earlier noise
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    frames: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    context: int  # frames the adapter sees at once; longer clips use FreeNoise windows
+    stride: int  # frames between window starts
+
+
+def motion_pipeline(model: LoadedModel, adapter: Any) -> Any:
+    """diffusers' AnimateDiffPipeline around the model's components and its motion adapter (the UNet
+    becomes a UNetMotionModel sharing no memory with the model's UNet)."""
+    from diffusers import AnimateDiffPipeline
+
+    c = model.components
+    pipe = AnimateDiffPipeline(
+        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
+        motion_adapter=adapter, scheduler=c["scheduler"],
+    )  # fmt: skip
+    pipe.unet.to(model.device, model.dtype).eval().requires_grad_(False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class ClipRenderer:
+    """Renders clips with one model + motion adapter; text encoding and decoding are the Renderer's."""
+
+    def __init__(self, model: LoadedModel, scheduler: str | None = None, adapter: Any = None) -> None:
+        self.renderer = Renderer(model, scheduler)
+        self.model = model
+        self.pipe = motion_pipeline(model, adapter if adapter is not None else model.components["motion_adapter"])
+        self._free_noise: tuple[int, int] | None = None
+
+    @property
+    def scheduler_name(self) -> str:
+        return self.renderer.scheduler_name
+
+    def _windows(self, settings: ClipSettings) -> None:
+        """FreeNoise blocks on (or off) for this clip's length."""
+        wanted = (settings.context, settings.stride) if settings.frames > settings.context else None
+        if wanted == self._free_noise:
+            return
+        if self._free_noise is not None:
+            self.pipe.disable_free_noise()
+        if wanted is not None:
+            self.pipe.enable_free_noise(
+                context_length=wanted[0], context_stride=wanted[1],
+                weighting_scheme=FREE_NOISE_WEIGHTING, noise_type=FREE_NOISE_NOISE,
+            )  # fmt: skip
+        self._free_noise = wanted
+
+    def denoise(
+        self, conditioning: Conditioning, seed: int, settings: ClipSettings, on_step: StepCallback | None = None
+    ) -> torch.Tensor:
+        """The clip's final latents [1, C, F, h, w], as AnimateDiffPipeline computes them."""
+        import torch
+
+        self._windows(settings)
+        device, dtype = self.model.device, self.model.dtype
+        scheduler = self.renderer.scheduler
+        self.pipe.scheduler = scheduler
+        generator = seeded_generator(seed)
+        frames = settings.frames
+        scheduler.set_timesteps(settings.steps, device=device)
+        latents = self.pipe.prepare_latents(
+            1, self.pipe.unet.config.in_channels, frames, settings.height, settings.width,
+            dtype, device, generator,
+        )  # fmt: skip
+        use_cfg = settings.guidance > 1
+        embeds = torch.cat([conditioning.uncond, conditioning.cond]) if use_cfg else conditioning.cond
+        embeds = embeds.repeat_interleave(repeats=frames, dim=0)
+        step_kwargs = _step_kwargs(scheduler, generator)
+        unet = self.pipe.unet
+        timesteps = scheduler.timesteps
+        with torch.inference_mode():
+            for i, t in enumerate(timesteps):
+                model_input = torch.cat([latents] * 2) if use_cfg else latents
+                model_input = scheduler.scale_model_input(model_input, t)
+                noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                if use_cfg:
+                    uncond_pred, text_pred = noise_pred.chunk(2)
+                    noise_pred = uncond_pred + settings.guidance * (text_pred - uncond_pred)
+                latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+                if on_step is not None:
+                    on_step(i + 1, len(timesteps), latents)
+        return latents
+
+    def decode_frames(self, latents: torch.Tensor, wanted: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        """(frame index, [1, 3, H, W] picture in [0, 1]) for the wanted frames, each decoded alone."""
+        for index in wanted:
+            yield index, self.renderer.decode(latents[:, :, index])

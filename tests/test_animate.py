@@ -1,0 +1,142 @@
+"""AnimateDiff: ``animate`` gives diffusers' AnimateDiffPipeline's frames (tiny + the tiny random
+motion adapter, ≤ 1e-4 on [0, 1] floats, the project's equivalence tolerance), also with FreeNoise
+windows at twice the context; a SIGKILLed ``dreamreel animate`` resumes to byte-identical frames;
+an adapter of another architecture is refused in one line before the model loads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_resume_video import KILLER, frame_bytes, render, resume
+
+from dreamreel.errors import DreamreelError
+from dreamreel.render.renderer import seeded_generator
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tiny_motion():
+    from dreamreel.models.loading import load_model
+
+    return load_model("tiny", device="cpu", dtype="fp32", motion_adapter="tiny")
+
+
+def _reference(model, frames, free_noise=None):
+    from diffusers import AnimateDiffPipeline
+
+    from dreamreel.models.prepack import unpack_convolutions
+    from dreamreel.render.samplers import pipeline_normalized
+
+    keys = ("vae", "text_encoder", "tokenizer", "unet", "motion_adapter", "scheduler")
+    components = {k: model.components[k] for k in keys}
+    for key in ("unet", "vae"):
+        components[key] = copy.deepcopy(components[key])
+        unpack_convolutions(components[key])
+    components["scheduler"] = pipeline_normalized(components["scheduler"])
+    pipe = AnimateDiffPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    if free_noise:
+        pipe.enable_free_noise(context_length=free_noise[0], context_stride=free_noise[1])
+    return pipe(
+        "a cat", negative_prompt="blurry", num_frames=frames, width=32, height=32, num_inference_steps=3,
+        guidance_scale=7.5, generator=seeded_generator(5), output_type="np",
+    ).frames[0]  # fmt: skip
+
+
+@pytest.mark.parametrize(("frames", "context", "stride"), [(4, 16, 4), (8, 4, 2)], ids=["one-clip", "freenoise-2x"])
+def test_animate_equals_animatediff_pipeline(tiny_motion, frames, context, stride):
+    """One clip within the context equals AnimateDiffPipeline; twice the context equals the pipeline
+    with ``enable_free_noise`` at the same context and stride."""
+    from dreamreel.render.animate import ClipRenderer, ClipSettings
+
+    clips = ClipRenderer(tiny_motion)
+    settings = ClipSettings(frames=frames, steps=3, guidance=7.5, width=32, height=32, context=context, stride=stride)
+    latents = clips.denoise(clips.renderer.encode("a cat", "blurry"), 5, settings)
+    ours = np.stack([p[0].permute(1, 2, 0).numpy() for _, p in clips.decode_frames(latents, range(frames))])
+    reference = _reference(tiny_motion, frames, (context, stride) if frames > context else None)
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() <= TOLERANCE
+    assert np.abs(ours[0] - ours[-1]).max() > 0.01  # frames differ: the adapter acts
+
+
+def test_components_carry_the_motion_adapter(tiny_motion):
+    from diffusers import MotionAdapter
+
+    assert isinstance(tiny_motion.components["motion_adapter"], MotionAdapter)
+
+
+ANIMATE = ["animate", "a cat", "--model", "tiny", "--motion-adapter", "tiny", "--frames", "24", "--width", "32",
+           "--height", "32", "--steps", "2", "--seed", "3", "--quiet"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_animate_cli_killed_mid_run_resumes_byte_identical(tmp_path):
+    """24 frames (three FreeNoise windows of the default 16, stride 4... here context 16 < 24), killed
+    by SIGKILL while frame 10 is decoded, then ``dreamreel resume``: the frames and their hashes are
+    the unbroken run's."""
+    unbroken, killed = tmp_path / "a", tmp_path / "b"
+    unbroken.mkdir()
+    killed.mkdir()
+    done = subprocess.run([sys.executable, "-m", "dreamreel", *ANIMATE, "-o", "x.mp4"], capture_output=True,
+                          text=True, timeout=600, cwd=unbroken)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (unbroken / "x.mp4").stat().st_size > 0
+    run = json.loads((unbroken / "x.run" / "run.json").read_text())
+    assert run
+    assert KILLER
+    died = render("mid-frame", 11, [*ANIMATE, "-o", "x.mp4"], killed)
+    assert died.returncode == -9, died.stderr
+    written = len(frame_bytes(killed / "x.run"))
+    assert 0 < written < 24
+    resume(killed / "x.mp4")
+    assert frame_bytes(killed / "x.run") == frame_bytes(unbroken / "x.run")
+    assert (killed / "x.mp4").stat().st_size > 0
+
+
+def test_adapter_for_sdxl_refused_on_sd15_before_loading(tmp_path, run_cli, no_model_load):
+    folder = tmp_path / "mm_sdxl"
+    folder.mkdir()
+    config = {"_class_name": "MotionAdapter", "block_out_channels": [320, 640, 1280]}
+    (folder / "config.json").write_text(json.dumps(config))
+    from safetensors.torch import save_file
+    import torch
+
+    save_file({"x": torch.zeros(1)}, str(folder / "diffusion_pytorch_model.safetensors"))
+    code, _, err = run_cli(["animate", "a cat", "--model", "tiny", "--motion-adapter", str(folder), "-o",
+                            str(tmp_path / "x.mp4")])  # fmt: skip
+    assert code == 2 and "SDXL" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frames", "0"], "--frames must be"),
+        (["--context", "4", "--stride", "5"], "--stride must be"),
+        (["--motion-adapter", "/no/such.safetensors"], "not found|no such|does not exist"),
+    ],
+)
+def test_bad_animate_input_one_line(tmp_path, run_cli, no_model_load, args, message):
+    base = ["animate", "a cat", "--model", "tiny", "-o", str(tmp_path / "x.mp4")]
+    if "--motion-adapter" not in args:
+        base += ["--motion-adapter", "tiny"]
+    code, _, err = run_cli([*base, *args])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    import re
+
+    assert re.search(message, err, re.IGNORECASE), err
+
+
+def test_pickle_adapter_refused(tmp_path, no_model_load):
+    import torch
+
+    from dreamreel.models.motion import check_motion_adapter
+
+    torch.save({"a": torch.zeros(1)}, tmp_path / "mm.ckpt")
+    with pytest.raises(DreamreelError, match="pickle"):
+        check_motion_adapter(str(tmp_path / "mm.ckpt"), "tiny")
