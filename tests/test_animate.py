@@ -104,8 +104,8 @@ def test_adapter_for_sdxl_refused_on_sd15_before_loading(tmp_path, run_cli, no_m
     folder.mkdir()
     config = {"_class_name": "MotionAdapter", "block_out_channels": [320, 640, 1280]}
     (folder / "config.json").write_text(json.dumps(config))
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(1)}, str(folder / "diffusion_pytorch_model.safetensors"))
     code, _, err = run_cli(["animate", "a cat", "--model", "tiny", "--motion-adapter", str(folder), "-o",

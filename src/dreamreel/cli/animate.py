@@ -7,7 +7,13 @@ from typing import Any
 import click
 
 from dreamreel.cli.app import cli, render
-from dreamreel.cli.options import guidance_option, picture_options, recipe_options, steps_option, video_options
+from dreamreel.cli.options import (
+    guidance_option,
+    picture_options,
+    recipe_options,
+    steps_option,
+    video_options,
+)
 
 
 @cli.command()

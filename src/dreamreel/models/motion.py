@@ -44,7 +44,7 @@ def build_tiny_motion_adapter() -> Any:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_ADAPTER_SEED)
-        adapter = MotionAdapter(**tiny_adapter_config())
+        adapter: Any = MotionAdapter(**tiny_adapter_config())
         for name, parameter in adapter.named_parameters():
             if "proj_out" in name:
                 parameter.data.normal_(0, 0.2)
@@ -113,10 +113,10 @@ def load_motion_adapter(spec: str) -> Any:
     path = Path(spec).expanduser()
     if path.is_dir():
         try:
-            adapter = MotionAdapter.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
+            pretrained: Any = MotionAdapter.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise DreamreelError(f"could not load motion adapter {spec!r}: {exc}") from exc
-        return adapter.eval().requires_grad_(False)
+        return pretrained.eval().requires_grad_(False)
     from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 
     from dreamreel.models.safety import load_weights
@@ -125,7 +125,7 @@ def load_motion_adapter(spec: str) -> Any:
     shapes = {k: list(v.shape) for k, v in state.items()}
     blocks = _blocks_from_shapes(shapes, spec)
     per_level = len({k.split(".motion_modules.")[1].split(".")[0] for k in state if k.startswith("down_blocks.0.")})
-    adapter = MotionAdapter(
+    adapter: Any = MotionAdapter(
         block_out_channels=blocks,
         motion_layers_per_block=per_level,
         use_motion_mid_block=any(k.startswith("mid_block.") for k in state),

@@ -51,7 +51,7 @@ def motion_pipeline(model: LoadedModel, adapter: Any) -> Any:
     from diffusers import AnimateDiffPipeline
 
     c = model.components
-    pipe = AnimateDiffPipeline(
+    pipe: Any = AnimateDiffPipeline(
         vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
         motion_adapter=adapter, scheduler=c["scheduler"],
     )  # fmt: skip
