@@ -9,6 +9,7 @@ import click
 
 from dreamreel.cli.app import cli, render
 from dreamreel.cli.options import (
+    control_options,
     film_seed_options,
     guidance_option,
     picture_options,
@@ -88,6 +89,7 @@ def sweep(prompt: str, **options: Any) -> None:
 @scheduled_guidance_option
 @video_options
 @picture_options
+@control_options
 def vid2vid(prompt: str, **options: Any) -> None:
     """Every frame of a video through img2img: same timing, same sound, upright.
 

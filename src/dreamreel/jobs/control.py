@@ -55,9 +55,28 @@ def control_input(model: LoadedModel, recipe: ControlRecipe, pictures: list[torc
     )
 
 
+def frame_controls(model: LoadedModel, recipe: ControlRecipe, sources: list[Image.Image]) -> Any:
+    """The ControlInput of a batch of frames whose control pictures come from each frame's own source
+    picture (vid2vid), already fitted to the render size; None without ControlNets."""
+    import torch
+
+    from dreamreel.render.renderer import ControlInput
+
+    if not model.controls:
+        return None
+    width, height = sources[0].size
+    per_frame = [control_pictures(model, recipe, source, width, height) for source in sources]
+    return ControlInput(
+        images=[torch.cat([pictures[n] for pictures in per_frame]) for n in range(len(model.controls))],  # type: ignore[index]
+        weights=[c.weight for c in model.controls],
+        start=recipe.control_start,
+        end=recipe.control_end,
+    )
+
+
 def control_infotext(model: LoadedModel, recipe: ControlRecipe) -> dict[str, str]:
     """The A1111 ControlNet extension's fields, one per unit."""
-    fields = {}
+    fields: dict[str, str] = {}
     for i, spec in enumerate(model.controls):
         parts = [
             f"Module: {A1111_MODULES[spec.kind]}",
