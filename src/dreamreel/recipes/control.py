@@ -34,6 +34,11 @@ class ControlRecipe(Recipe):
             raise DreamreelError(
                 f"--control-start ({self.control_start:g}) must be below --control-end ({self.control_end:g})"
             )
+        if any(s.kind == "canny" for s in specs):
+            import importlib.util
+
+            if importlib.util.find_spec("cv2") is None:
+                raise DreamreelError("--controlnet canny needs OpenCV: pip install 'dreamreel[control]'")
         if self.control_image is not None:
             open_image_checked(self.control_image)
         elif any(s.kind == "image" for s in specs) or (specs and not self.has_source_picture()):
