@@ -140,3 +140,53 @@ def test_pickle_adapter_refused(tmp_path, no_model_load):
     torch.save({"a": torch.zeros(1)}, tmp_path / "mm.ckpt")
     with pytest.raises(DreamreelError, match="pickle"):
         check_motion_adapter(str(tmp_path / "mm.ckpt"), "tiny")
+
+
+@pytest.mark.parametrize("scheduler", [None, "Euler a"])
+def test_animate_from_a_video_equals_animatediff_video_to_video(tiny_motion, samples, scheduler):
+    """``animate --video``: the source's frames denoised together equal AnimateDiffVideoToVideoPipeline."""
+    from diffusers import AnimateDiffVideoToVideoPipeline
+
+    from dreamreel.media.pictures import resize_image, to_unit_tensor
+    from dreamreel.media.video import read_frames
+    from dreamreel.models.prepack import unpack_convolutions
+    from dreamreel.render.animate import ClipRenderer, ClipSettings
+    from dreamreel.render.samplers import make_scheduler, pipeline_normalized
+
+    source = [resize_image(f.image, 32, 32, "crop") for f in read_frames(str(samples.video))][:3]
+    components = {k: tiny_motion.components[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "motion_adapter")}
+    for key in ("unet", "vae"):
+        components[key] = copy.deepcopy(components[key])
+        unpack_convolutions(components[key])
+    base = tiny_motion.components["scheduler"]
+    components["scheduler"] = make_scheduler(scheduler, base) if scheduler else pipeline_normalized(base)
+    pipe = AnimateDiffVideoToVideoPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(
+        video=source, prompt="a cat", num_inference_steps=4, strength=0.6, height=32, width=32,
+        guidance_scale=7.5, generator=seeded_generator(5), output_type="np",
+    ).frames[0]  # fmt: skip
+    clips = ClipRenderer(tiny_motion, scheduler)
+    settings = ClipSettings(frames=3, steps=4, guidance=7.5, width=32, height=32, context=16, stride=4)
+    latents = clips.denoise(
+        clips.renderer.encode("a cat"), 5, settings, init_frames=to_unit_tensor(source), strength=0.6
+    )  # fmt: skip
+    ours = np.stack([p[0].permute(1, 2, 0).numpy() for _, p in clips.decode_frames(latents, range(3))])
+    assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+def test_animate_video_job_runs(tiny_motion, samples, tmp_path):
+    from dreamreel.jobs.animate import AnimateRecipe
+    from dreamreel.jobs.runner import render_frames
+
+    recipe = AnimateRecipe(prompt="a cat", model="tiny", motion_adapter="tiny", video=str(samples.video), frames=4,
+                           strength=0.5, steps=4, width=32, height=32, seed=2, output=str(tmp_path / "v.mp4"))  # fmt: skip
+    frames = list(render_frames(recipe, tiny_motion))
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert "Denoising strength: 0.5" in frames[0].parameters and "AnimateDiff: " in frames[0].parameters
+
+
+def test_clip_longer_than_the_source_refused_before_loading(samples, tmp_path, run_cli, no_model_load):
+    code, _, err = run_cli(["animate", "a cat", "--model", "tiny", "--motion-adapter", "tiny", "--video",
+                            str(samples.video), "--frames", "24", "-o", str(tmp_path / "x.mp4")])  # fmt: skip
+    assert code == 2 and "longer than the source" in err and len(err.strip().splitlines()) == 1, err

@@ -23,6 +23,8 @@ from dreamreel.cli.options import (
 @click.option("--context", type=int, help="Frames denoised together (default 16); longer clips use FreeNoise windows.")
 @click.option("--stride", type=int, help="Frames between FreeNoise window starts (default 4).")
 @click.option("--seed", type=int, help="The seed (default: drawn at random and printed).")
+@click.option("--video", "-v", help="A source clip: its first --frames frames denoised together (video to video).")
+@click.option("--strength", type=float, help="With --video: 0 keeps the source, 1 ignores it (default 0.75).")
 @steps_option
 @guidance_option
 @video_options

@@ -34,6 +34,8 @@ class AnimateRecipe(VideoRecipe):
     stride: int = DEFAULT_STRIDE
     seed: int | None = None  # None: drawn at random and recorded
     fps: str | int | float | None = 8  # AnimateDiff's usual playing rate
+    video: str = ""  # a source clip: its first ``frames`` frames denoised together (video to video)
+    strength: float = 0.75  # with ``video``: 0 keeps the source, 1 ignores it
 
     def check(self) -> None:
         super().check()
@@ -46,6 +48,10 @@ class AnimateRecipe(VideoRecipe):
             raise DreamreelError(f"--stride must be a whole number from 1 to --context ({self.context}), got {self.stride!r}")
         if self.seed is not None:
             check_seed(self.seed)
+        if self.video:
+            from dreamreel.recipes.base import check_strength
+
+            check_strength(self.strength, int(self.steps))
 
     def check_model(self) -> None:
         from dreamreel.models.motion import check_motion_adapter
@@ -59,7 +65,18 @@ class AnimateRecipe(VideoRecipe):
 
 
 def plan(recipe: AnimateRecipe) -> Plan:
-    return Plan(count=recipe.frames, fps=recipe.frame_rate())
+    """A source clip must hold the frames asked for (the source opened once, no model)."""
+    facts: dict[str, Any] = {}
+    if recipe.video:
+        from dreamreel.media.video import survey_video
+
+        info, times = survey_video(recipe.video)
+        if recipe.frames > len(times):
+            raise DreamreelError(
+                f"--frames {recipe.frames} is longer than the source {recipe.video!r} ({len(times)} frames)"
+            )
+        facts["source"] = info
+    return Plan(count=recipe.frames, fps=recipe.frame_rate(), facts=facts)
 
 
 def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
@@ -75,20 +92,36 @@ def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
 
         adapter = load_motion_adapter(recipe.motion_adapter).to(model.device, model.dtype)
     clips = ClipRenderer(model, recipe.scheduler, adapter)
-    width, height = recipe.width or model.native_size, recipe.height or model.native_size
+    init_frames, strength = None, None
+    if recipe.video:
+        from dreamreel.jobs.still_pictures import target_size
+        from dreamreel.media.pictures import resize_image, to_unit_tensor
+        from dreamreel.media.video import read_frames
+
+        info = context.plan.facts["source"]
+        width, height = target_size(model, (info.width, info.height), recipe.width, recipe.height)
+        source = read_frames(recipe.video)
+        fitted = [resize_image(next(source).image, width, height, "crop") for _ in range(recipe.frames)]
+        init_frames, strength = to_unit_tensor(fitted), recipe.strength  # type: ignore[arg-type]
+    else:
+        width, height = recipe.width or model.native_size, recipe.height or model.native_size
     settings = ClipSettings(
         frames=recipe.frames, steps=int(recipe.steps), guidance=float(recipe.guidance), width=width,
         height=height, context=recipe.context, stride=recipe.stride,
     )  # fmt: skip
     seed = int(recipe.seed)  # type: ignore[arg-type]
-    latents = clips.denoise(clips.renderer.encode(recipe.prompt, recipe.negative), seed, settings, context.on_step)
+    conditioning = clips.renderer.encode(recipe.prompt, recipe.negative)
+    latents = clips.denoise(
+        conditioning, seed, settings, context.on_step, init_frames=init_frames, strength=strength
+    )  # fmt: skip
     extra = {"AnimateDiff": animatediff_infotext(model, recipe, adapter)}
     for index, picture in clips.decode_frames(latents, context.wanted):
         from dreamreel.jobs.still_pictures import infotext
 
         parameters = infotext(
             model, clips.renderer, prompt=recipe.prompt, negative=recipe.negative, steps=settings.steps,
-            guidance=settings.guidance, seed=seed, width=width, height=height, extra={**extra, "Frame": index},
+            guidance=settings.guidance, seed=seed, width=width, height=height, strength=strength,
+            extra={**extra, "Frame": index},
         )  # fmt: skip
         facts: dict[str, Any] = {"frame": index, "seed": seed, "model_hash": model.model_hash}
         yield Frame(index=index, seed=seed, image=tensor_to_pil(picture)[0], recipe=recipe, parameters=parameters, facts=facts)

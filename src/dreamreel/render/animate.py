@@ -88,9 +88,19 @@ class ClipRenderer:
         self._free_noise = wanted
 
     def denoise(
-        self, conditioning: Conditioning, seed: int, settings: ClipSettings, on_step: StepCallback | None = None
+        self,
+        conditioning: Conditioning,
+        seed: int,
+        settings: ClipSettings,
+        on_step: StepCallback | None = None,
+        *,
+        init_frames: torch.Tensor | None = None,
+        strength: float | None = None,
     ) -> torch.Tensor:
-        """The clip's final latents [1, C, F, h, w], as AnimateDiffPipeline computes them."""
+        """The clip's final latents [1, C, F, h, w], as AnimateDiffPipeline computes them; from a source
+        clip ``init_frames`` [F, 3, H, W] in [0, 1] with img2img ``strength`` as
+        AnimateDiffVideoToVideoPipeline does (frames VAE-encoded 16 at a time, sampled from the one
+        generator, then noised to the first timestep run)."""
         import torch
 
         self._windows(settings)
@@ -100,16 +110,19 @@ class ClipRenderer:
         generator = seeded_generator(seed)
         frames = settings.frames
         scheduler.set_timesteps(settings.steps, device=device)
-        latents = self.pipe.prepare_latents(
-            1, self.pipe.unet.config.in_channels, frames, settings.height, settings.width,
-            dtype, device, generator,
-        )  # fmt: skip
+        timesteps = scheduler.timesteps
+        if init_frames is None:
+            latents = self.pipe.prepare_latents(
+                1, self.pipe.unet.config.in_channels, frames, settings.height, settings.width,
+                dtype, device, generator,
+            )  # fmt: skip
+        else:
+            timesteps, latents = self._source_latents(init_frames, strength, settings, generator)
         use_cfg = settings.guidance > 1
         embeds = torch.cat([conditioning.uncond, conditioning.cond]) if use_cfg else conditioning.cond
         embeds = embeds.repeat_interleave(repeats=frames, dim=0)
         step_kwargs = _step_kwargs(scheduler, generator)
         unet = self.pipe.unet
-        timesteps = scheduler.timesteps
         with torch.inference_mode():
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if use_cfg else latents
@@ -122,6 +135,30 @@ class ClipRenderer:
                 if on_step is not None:
                     on_step(i + 1, len(timesteps), latents)
         return latents
+
+    def _source_latents(
+        self, init_frames: torch.Tensor, strength: float | None, settings: ClipSettings, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+        from diffusers.utils.torch_utils import randn_tensor
+
+        from dreamreel.errors import DreamreelError
+        from dreamreel.render.renderer import effective_steps
+
+        scheduler = self.renderer.scheduler
+        run = effective_steps(settings.steps, strength)
+        if run < 1:
+            raise DreamreelError(f"strength {strength} with {settings.steps} steps runs no denoising step")
+        timesteps = scheduler.timesteps[(settings.steps - run) * scheduler.order :]
+        device, dtype = self.model.device, self.model.dtype
+        vae = self.model.components["vae"]
+        video = (init_frames * 2 - 1).to(device, vae.dtype)
+        with torch.inference_mode():
+            parts = [vae.encode(video[i : i + 16]).latent_dist.sample(generator) for i in range(0, len(video), 16)]
+        init = (torch.cat(parts).unsqueeze(0) * vae.config.scaling_factor).to(dtype)  # [1, F, C, h, w]
+        noise = randn_tensor(init.shape, generator=generator, device=device, dtype=dtype)
+        latents = scheduler.add_noise(init, noise, timesteps[:1]).permute(0, 2, 1, 3, 4)
+        return timesteps, latents
 
     def decode_frames(self, latents: torch.Tensor, wanted: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
         """(frame index, [1, 3, H, W] picture in [0, 1]) for the wanted frames, each decoded alone."""
