@@ -102,7 +102,7 @@ def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
         width, height = target_size(model, (info.width, info.height), recipe.width, recipe.height)
         source = read_frames(recipe.video)
         fitted = [resize_image(next(source).image, width, height, "crop") for _ in range(recipe.frames)]
-        init_frames, strength = to_unit_tensor(fitted), recipe.strength  # type: ignore[arg-type]
+        init_frames, strength = to_unit_tensor(fitted), recipe.strength
     else:
         width, height = recipe.width or model.native_size, recipe.height or model.native_size
     settings = ClipSettings(

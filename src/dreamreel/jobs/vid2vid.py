@@ -176,7 +176,7 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
         chunk = [next(numbered) for _ in batch]
         v = values[chunk[0][0]]  # the same steps, strength and guidance for the whole chunk
         fitted = [resize_image(f.image, width, height, "crop") for _, f in chunk]
-        sources = to_unit_tensor(fitted)  # type: ignore[arg-type]
+        sources = to_unit_tensor(fitted)
         # with --batch > 1 feedback is 0 throughout (checked): no frame needs the one before it in a chunk
         inputs = [
             _fed(sources[j : j + 1], previous, values[i]["feedback"]) for j, (i, _) in enumerate(chunk)
