@@ -37,7 +37,13 @@ def _pipe(model, cls, scheduler):
         unpack_convolutions(components[key])
     base = model.components["scheduler"]
     components["scheduler"] = make_scheduler(scheduler, base) if scheduler else pipeline_normalized(base)
-    pipe = cls(**components, requires_safety_checker=False)
+    import inspect
+
+    takes = set(inspect.signature(cls.__init__).parameters)
+    components = {k: v for k, v in components.items() if k in takes}
+    if "requires_safety_checker" in takes:
+        components["requires_safety_checker"] = False
+    pipe = cls(**components)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -252,3 +258,23 @@ def test_vid2vid_with_single_file_controlnet_equals_diffusers(tmp_path, samples,
         generator=seeded_generator(5), output_type="np",
     ).images[0]  # fmt: skip
     assert np.abs(ours - reference).max() <= 1 / 255 + TOLERANCE
+
+
+def test_sdxl_txt2img_with_controlnet_equals_diffusers(sample_picture):
+    """tiny-xl with a ControlNet grown from its UNet equals StableDiffusionXLControlNetPipeline."""
+    from diffusers import StableDiffusionXLControlNetPipeline
+
+    from dreamreel.models.loading import load_model
+
+    model = load_model("tiny-xl", device="cpu", dtype="fp32", controlnet=["tile:tiny:0.7"])
+    picture = resize_image(load_image(sample_picture), 64, 64)
+    pipe = _pipe(model, StableDiffusionXLControlNetPipeline, "Euler a")
+    reference = pipe(
+        "a cat", image=picture, controlnet_conditioning_scale=0.7, num_inference_steps=3, width=64, height=64,
+        generator=seeded_generator(8), output_type="np",
+    ).images[0]  # fmt: skip
+    renderer = Renderer(model, "Euler a")
+    control = ControlInput(images=[to_unit_tensor([picture])], weights=[0.7])
+    ours = renderer.generate([renderer.encode("a cat")], [8], steps=3, guidance=5.0, width=64, height=64,
+                             control=control)[0].permute(1, 2, 0).numpy()  # fmt: skip
+    assert np.abs(ours - reference).max() <= TOLERANCE
