@@ -278,3 +278,26 @@ def test_sdxl_txt2img_with_controlnet_equals_diffusers(sample_picture):
     ours = renderer.generate([renderer.encode("a cat")], [8], steps=3, guidance=5.0, width=64, height=64,
                              control=control)[0].permute(1, 2, 0).numpy()  # fmt: skip
     assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+def test_zoom_with_controlnet_from_the_warped_input_resumes_exactly(tiny_cn):
+    """zoom --controlnet canny:tiny: each frame follows the edges of its own warped input (the frames
+    differ from a zoom without it, the infotext names the unit) and a resume is bit-identical."""
+    from test_resume_exact import assert_resumes_exactly
+
+    from dreamreel.jobs.runner import render_frames
+    from dreamreel.jobs.zoom import ZoomRecipe
+
+    recipe = ZoomRecipe(prompt="a cat", model="tiny", seed=3, frames=4, steps=4, width=32, height=32,
+                        strength=0.6, controlnet=["canny:tiny:0.8"], output="unused.mp4")  # fmt: skip
+    controlled = list(render_frames(recipe, tiny_cn))
+    assert 'ControlNet 0: "Module: canny, Model: tiny, Weight: 0.8' in controlled[1].parameters
+    plain = list(render_frames(recipe.replace(controlnet=[]), load_plain_tiny()))
+    assert controlled[2].image.tobytes() != plain[2].image.tobytes()
+    assert_resumes_exactly(recipe, tiny_cn)
+
+
+def load_plain_tiny():
+    from dreamreel.models.loading import load_model
+
+    return load_model("tiny", device="cpu", dtype="fp32")

@@ -125,6 +125,7 @@ def vid2vid(prompt: str, **options: Any) -> None:
 @click.option("--start", help="Frame 0 from: noise (default), txt2img, or an image file.")
 @video_options
 @picture_options
+@control_options
 def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
     from dreamreel.jobs.zoom import ZoomRecipe

@@ -74,6 +74,22 @@ def frame_controls(model: LoadedModel, recipe: ControlRecipe, sources: list[Imag
     )
 
 
+def picture_control(model: LoadedModel, recipe: ControlRecipe, picture: torch.Tensor | None) -> Any:
+    """The ControlInput of one frame whose control pictures come from its img2img input ``picture``
+    [1, 3, H, W] in [0, 1] (zoom: the warped, treated previous frame): canny edges of it (as 8-bit),
+    the picture itself (tile), or the control image. None without ControlNets or without a picture."""
+    from dreamreel.media.pictures import tensor_to_pil
+
+    if not model.controls or picture is None:
+        return None
+    source = tensor_to_pil(picture)[0]
+    height, width = picture.shape[-2:]
+    pictures = control_pictures(model, recipe, source, int(width), int(height))
+    assert pictures is not None
+    tiles = [picture.cpu() if spec.kind == "tile" else p for spec, p in zip(model.controls, pictures, strict=True)]
+    return control_input(model, recipe, tiles, 1)
+
+
 def control_infotext(model: LoadedModel, recipe: ControlRecipe) -> dict[str, str]:
     """The A1111 ControlNet extension's fields, one per unit."""
     fields: dict[str, str] = {}
