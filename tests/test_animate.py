@@ -190,3 +190,9 @@ def test_clip_longer_than_the_source_refused_before_loading(samples, tmp_path, r
     code, _, err = run_cli(["animate", "a cat", "--model", "tiny", "--motion-adapter", "tiny", "--video",
                             str(samples.video), "--frames", "24", "-o", str(tmp_path / "x.mp4")])  # fmt: skip
     assert code == 2 and "longer than the source" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_animate_on_sdxl_refused_before_loading(tmp_path, run_cli, no_model_load):
+    code, _, err = run_cli(["animate", "a cat", "--model", "tiny-xl", "--motion-adapter", "tiny", "-o",
+                            str(tmp_path / "x.mp4")])  # fmt: skip
+    assert code == 2 and "SDXL" in err and len(err.strip().splitlines()) == 1, err

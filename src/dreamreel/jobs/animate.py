@@ -56,7 +56,11 @@ class AnimateRecipe(VideoRecipe):
     def check_model(self) -> None:
         from dreamreel.models.motion import check_motion_adapter
 
+        from dreamreel.models.loading import model_family
+
         super().check_model()
+        if model_family(self.model) == "sdxl":
+            raise DreamreelError("animate renders SD 1.x models (AnimateDiff's SD 1.5 adapters); SDXL is not wired yet")
         check_motion_adapter(self.motion_adapter, self.model)
 
     def resolved(self) -> AnimateRecipe:
