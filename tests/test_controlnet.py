@@ -301,3 +301,15 @@ def load_plain_tiny():
     from dreamreel.models.loading import load_model
 
     return load_model("tiny", device="cpu", dtype="fp32")
+
+
+def test_diffusers_folder_controlnet_loads_offline(tmp_path):
+    from dreamreel.models.controlnet import ControlSpec, build_tiny_controlnet, load_controlnet, parse_controlnet_specs
+
+    unet = load_model_stock_unet()
+    build_tiny_controlnet(unet).save_pretrained(str(tmp_path / "cn"))
+    [spec] = parse_controlnet_specs([f"tile:{tmp_path / 'cn'}:0.5"], model="tiny")
+    assert spec == ControlSpec("tile", str(tmp_path / "cn"), 0.5)
+    loaded = load_controlnet(spec, unet)
+    expected = build_tiny_controlnet(unet).state_dict()
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
