@@ -304,7 +304,12 @@ def load_plain_tiny():
 
 
 def test_diffusers_folder_controlnet_loads_offline(tmp_path):
-    from dreamreel.models.controlnet import ControlSpec, build_tiny_controlnet, load_controlnet, parse_controlnet_specs
+    from dreamreel.models.controlnet import (
+        ControlSpec,
+        build_tiny_controlnet,
+        load_controlnet,
+        parse_controlnet_specs,
+    )
 
     unet = load_model_stock_unet()
     build_tiny_controlnet(unet).save_pretrained(str(tmp_path / "cn"))

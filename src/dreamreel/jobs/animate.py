@@ -54,9 +54,8 @@ class AnimateRecipe(VideoRecipe):
             check_strength(self.strength, int(self.steps))
 
     def check_model(self) -> None:
-        from dreamreel.models.motion import check_motion_adapter
-
         from dreamreel.models.loading import model_family
+        from dreamreel.models.motion import check_motion_adapter
 
         super().check_model()
         if model_family(self.model) == "sdxl":
