@@ -11,7 +11,8 @@ from dreamreel.jobs import JOBS
 from dreamreel.recipes.serial import recipe_to_toml
 
 
-@pytest.mark.parametrize("name", sorted(JOBS))
+# animate: AnimateDiff's SDXL adapters are not wired yet (refused in one line, tests/test_animate.py)
+@pytest.mark.parametrize("name", sorted(n for n in JOBS if n != "animate"))
 def test_every_job_runs_with_tiny_xl(name, cli_tiny_xl_model, run_cli, samples, tmp_path):
     job = JOBS[name]
     recipe_file = tmp_path / f"{name}.toml"
