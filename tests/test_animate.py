@@ -192,7 +192,41 @@ def test_clip_longer_than_the_source_refused_before_loading(samples, tmp_path, r
     assert code == 2 and "longer than the source" in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_animate_on_sdxl_refused_before_loading(tmp_path, run_cli, no_model_load):
-    code, _, err = run_cli(["animate", "a cat", "--model", "tiny-xl", "--motion-adapter", "tiny", "-o",
-                            str(tmp_path / "x.mp4")])  # fmt: skip
-    assert code == 2 and "SDXL" in err and len(err.strip().splitlines()) == 1, err
+def test_sdxl_animate_equals_animatediff_sdxl_pipeline():
+    """tiny-xl + its tiny adapter: one clip equals AnimateDiffSDXLPipeline given the same motion UNet
+    (diffusers' ``UNetMotionModel.from_unet2d`` does not copy SDXL's ``add_embedding``: ours does, and
+    the reference gets our motion UNet so that both run the same weights)."""
+    import torch
+    from diffusers import AnimateDiffSDXLPipeline
+
+    from dreamreel.models.loading import load_model
+    from dreamreel.models.prepack import unpack_convolutions
+    from dreamreel.render.animate import ClipRenderer, ClipSettings
+    from dreamreel.render.samplers import pipeline_normalized
+
+    model = load_model("tiny-xl", device="cpu", dtype="fp32", motion_adapter="tiny")
+    keys = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "motion_adapter")
+    components = {k: model.components[k] for k in keys}
+    for key in ("unet", "vae"):
+        components[key] = copy.deepcopy(components[key])
+        unpack_convolutions(components[key])
+    components["scheduler"] = pipeline_normalized(model.components["scheduler"])
+    clips = ClipRenderer(model)
+    components["unet"] = copy.deepcopy(clips.pipe.unet)
+    assert torch.equal(components["unet"].add_embedding.linear_1.weight, model.components["unet"].add_embedding.linear_1.weight)
+    pipe = AnimateDiffSDXLPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(
+        "a cat", num_frames=4, width=64, height=64, num_inference_steps=3, guidance_scale=5.0,
+        generator=seeded_generator(5), output_type="np",
+    ).frames[0]  # fmt: skip
+    settings = ClipSettings(frames=4, steps=3, guidance=5.0, width=64, height=64, context=16, stride=4)
+    latents = clips.denoise(clips.renderer.encode("a cat"), 5, settings)
+    ours = np.stack([p[0].permute(1, 2, 0).numpy() for _, p in clips.decode_frames(latents, range(4))])
+    assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+def test_sdxl_windows_refused_before_loading(tmp_path, run_cli, no_model_load):
+    code, _, err = run_cli(["animate", "a cat", "--model", "tiny-xl", "--motion-adapter", "tiny", "--frames", "24",
+                            "-o", str(tmp_path / "x.mp4")])  # fmt: skip
+    assert code == 2 and "SD 1.x only" in err and len(err.strip().splitlines()) == 1, err

@@ -11,7 +11,8 @@ from dreamreel.jobs import JOBS
 from dreamreel.recipes.serial import recipe_to_toml
 
 
-# animate: AnimateDiff's SDXL adapters are not wired yet (refused in one line, tests/test_animate.py)
+# animate: its example uses FreeNoise windows, which diffusers offers for SD 1.x only (SDXL one-window
+# clips: tests/test_animate.py)
 @pytest.mark.parametrize("name", sorted(n for n in JOBS if n != "animate"))
 def test_every_job_runs_with_tiny_xl(name, cli_tiny_xl_model, run_cli, samples, tmp_path):
     job = JOBS[name]

@@ -58,8 +58,11 @@ class AnimateRecipe(VideoRecipe):
         from dreamreel.models.motion import check_motion_adapter
 
         super().check_model()
-        if model_family(self.model) == "sdxl":
-            raise DreamreelError("animate renders SD 1.x models (AnimateDiff's SD 1.5 adapters); SDXL is not wired yet")
+        if model_family(self.model) == "sdxl" and (self.frames > self.context or self.video):
+            raise DreamreelError(
+                "on SDXL, animate makes one window of text-to-clip: diffusers offers FreeNoise windows and "
+                f"video to video for SD 1.x only (--frames {self.frames} > --context {self.context}, or --video)"
+            )
         check_motion_adapter(self.motion_adapter, self.model)
 
     def resolved(self) -> AnimateRecipe:
@@ -93,7 +96,7 @@ def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
     if adapter is None or model.motion_adapter != recipe.motion_adapter:  # a model handed in without it
         from dreamreel.models.motion import load_motion_adapter
 
-        adapter = load_motion_adapter(recipe.motion_adapter).to(model.device, model.dtype)
+        adapter = load_motion_adapter(recipe.motion_adapter, model.spec).to(model.device, model.dtype)
     clips = ClipRenderer(model, recipe.scheduler, adapter)
     init_frames, strength = None, None
     if recipe.video:

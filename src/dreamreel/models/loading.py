@@ -338,7 +338,7 @@ def _add_extras(model: LoadedModel, controls: list[Any], adapter: str | None, al
     if adapter is not None:
         from dreamreel.models.motion import load_motion_adapter
 
-        components["motion_adapter"] = load_motion_adapter(adapter).to(model.device, model.dtype)
+        components["motion_adapter"] = load_motion_adapter(adapter, model.spec).to(model.device, model.dtype)
         model.motion_adapter = adapter
 
 

@@ -26,35 +26,43 @@ FAMILY_BLOCKS = {"sd1": (320, 640, 1280, 1280), "sd2": (320, 640, 1280, 1280), "
 TINY_BLOCKS = (32, 64, 64)
 
 
-def tiny_adapter_config() -> dict[str, Any]:
+TINY_XL_BLOCKS = (32, 64)
+
+
+def tiny_adapter_config(model: str = "tiny") -> dict[str, Any]:
+    """The tiny adapter of ``tiny``, or of ``tiny-xl`` (two levels and no motion mid block, as SDXL's)."""
+    xl = model == "tiny-xl"
     return {
-        "block_out_channels": TINY_BLOCKS,
+        "block_out_channels": TINY_XL_BLOCKS if xl else TINY_BLOCKS,
         "motion_layers_per_block": 1,
         "motion_num_attention_heads": 4,
         "motion_norm_num_groups": 8,
         "motion_max_seq_length": 32,
+        "use_motion_mid_block": not xl,
     }
 
 
-def build_tiny_motion_adapter() -> Any:
-    """A random MotionAdapter that fits ``tiny``'s UNet. Its output projections are random, not zero
-    (a fresh adapter is zero-initialised and would change nothing), so tests see the frames interact."""
+def build_tiny_motion_adapter(model: str = "tiny") -> Any:
+    """A random MotionAdapter that fits ``tiny``'s (or ``tiny-xl``'s) UNet. Its output projections are
+    random, not zero (a fresh adapter is zero-initialised and would change nothing), so tests see the
+    frames interact."""
     import torch
     from diffusers import MotionAdapter
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_ADAPTER_SEED)
-        adapter: Any = MotionAdapter(**tiny_adapter_config())
+        adapter: Any = MotionAdapter(**tiny_adapter_config(model))
         for name, parameter in adapter.named_parameters():
             if "proj_out" in name:
                 parameter.data.normal_(0, 0.2)
     return adapter.eval().requires_grad_(False)
 
 
-def adapter_blocks(spec: str) -> tuple[int, ...] | None:
-    """The UNet level widths an adapter is for (config or header); refuses a missing or pickle file."""
+def adapter_blocks(spec: str, model: str = "tiny") -> tuple[int, ...] | None:
+    """The UNet level widths an adapter is for (config or header); refuses a missing or pickle file.
+    ``tiny`` is built for the built-in model in use (tiny's own otherwise)."""
     if spec == TINY_ADAPTER:
-        return TINY_BLOCKS
+        return TINY_XL_BLOCKS if model == "tiny-xl" else TINY_BLOCKS
     path = Path(spec).expanduser()
     if path.is_dir():
         config = path / "config.json"
@@ -88,14 +96,14 @@ def model_blocks(model: str) -> tuple[int, ...] | None:
     if model == "tiny":
         return TINY_BLOCKS
     if model == "tiny-xl":
-        return (32, 64)
+        return TINY_XL_BLOCKS
     family = model_family(model)
     return FAMILY_BLOCKS.get(family) if family else None
 
 
 def check_motion_adapter(spec: str, model: str) -> None:
     """Refuse an adapter made for another UNet architecture (an SDXL adapter on SD 1.5...), from configs."""
-    blocks = adapter_blocks(spec)
+    blocks = adapter_blocks(spec, model)
     wanted = model_blocks(model)
     if blocks is not None and wanted is not None and tuple(blocks) != tuple(wanted):
         kind = "SDXL" if len(blocks) == 3 and blocks[0] == 320 else f"a UNet with levels {list(blocks)}"
@@ -104,12 +112,12 @@ def check_motion_adapter(spec: str, model: str) -> None:
         )
 
 
-def load_motion_adapter(spec: str) -> Any:
-    """The MotionAdapter of a spec (already checked), fp32 on the CPU."""
+def load_motion_adapter(spec: str, model: str = "tiny") -> Any:
+    """The MotionAdapter of a spec (already checked) for ``model``, fp32 on the CPU."""
     from diffusers import MotionAdapter
 
     if spec == TINY_ADAPTER:
-        return build_tiny_motion_adapter()
+        return build_tiny_motion_adapter(model)
     path = Path(spec).expanduser()
     if path.is_dir():
         try:

@@ -48,13 +48,26 @@ class ClipSettings:
 def motion_pipeline(model: LoadedModel, adapter: Any) -> Any:
     """diffusers' AnimateDiffPipeline around the model's components and its motion adapter (the UNet
     becomes a UNetMotionModel sharing no memory with the model's UNet)."""
-    from diffusers import AnimateDiffPipeline
+    from diffusers import AnimateDiffPipeline, AnimateDiffSDXLPipeline
+
+    from dreamreel.render.renderer import is_sdxl
 
     c = model.components
-    pipe: Any = AnimateDiffPipeline(
-        vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
-        motion_adapter=adapter, scheduler=c["scheduler"],
-    )  # fmt: skip
+    if is_sdxl(c):
+        pipe: Any = AnimateDiffSDXLPipeline(
+            vae=c["vae"], text_encoder=c["text_encoder"], text_encoder_2=c["text_encoder_2"],
+            tokenizer=c["tokenizer"], tokenizer_2=c["tokenizer_2"], unet=c["unet"], motion_adapter=adapter,
+            scheduler=c["scheduler"],
+        )  # fmt: skip
+    else:
+        pipe = AnimateDiffPipeline(
+            vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
+            motion_adapter=adapter, scheduler=c["scheduler"],
+        )  # fmt: skip
+    if getattr(c["unet"], "add_embedding", None) is not None:
+        # UNetMotionModel.from_unet2d (diffusers 0.42) leaves SDXL's added-conditioning embedding at its
+        # random initialisation; the model's own weights belong there
+        pipe.unet.add_embedding.load_state_dict(c["unet"].add_embedding.state_dict())
     pipe.unet.to(model.device, model.dtype).eval().requires_grad_(False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -81,6 +94,10 @@ class ClipRenderer:
         if self._free_noise is not None:
             self.pipe.disable_free_noise()
         if wanted is not None:
+            if self.renderer.is_xl:
+                from dreamreel.errors import DreamreelError
+
+                raise DreamreelError("FreeNoise windows are for SD 1.x models (diffusers offers none for SDXL)")
             self.pipe.enable_free_noise(
                 context_length=wanted[0], context_stride=wanted[1],
                 weighting_scheme=FREE_NOISE_WEIGHTING, noise_type=FREE_NOISE_NOISE,
@@ -121,13 +138,18 @@ class ClipRenderer:
         use_cfg = settings.guidance > 1
         embeds = torch.cat([conditioning.uncond, conditioning.cond]) if use_cfg else conditioning.cond
         embeds = embeds.repeat_interleave(repeats=frames, dim=0)
+        unet_kwargs: dict[str, Any] = {}
+        if self.renderer.is_xl:  # pooled text and sizes per clip: the motion UNet repeats them per frame
+            unet_kwargs["added_cond_kwargs"] = self.renderer._added_conditioning(
+                [conditioning], use_cfg, settings.width, settings.height, img2img=False
+            )
         step_kwargs = _step_kwargs(scheduler, generator)
         unet = self.pipe.unet
         with torch.inference_mode():
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if use_cfg else latents
                 model_input = scheduler.scale_model_input(model_input, t)
-                noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False, **unet_kwargs)[0]
                 if use_cfg:
                     uncond_pred, text_pred = noise_pred.chunk(2)
                     noise_pred = uncond_pred + settings.guidance * (text_pred - uncond_pred)
