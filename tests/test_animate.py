@@ -230,3 +230,28 @@ def test_sdxl_windows_refused_before_loading(tmp_path, run_cli, no_model_load):
     code, _, err = run_cli(["animate", "a cat", "--model", "tiny-xl", "--motion-adapter", "tiny", "--frames", "24",
                             "-o", str(tmp_path / "x.mp4")])  # fmt: skip
     assert code == 2 and "SD 1.x only" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_motion_lora_merges_into_the_adapter(tmp_path):
+    """A motion LoRA in AnimateDiff's original key layout (``…temporal_transformer…attention_blocks.0.
+    processor.to_q_lora.down.weight``) given with --lora goes into the motion adapter: its layer changes
+    by exactly weight × up @ down (no alpha: scale 1, as the motion LoRAs are trained); the UNet is untouched."""
+    import torch
+    from safetensors.torch import save_file
+
+    from dreamreel.models.loading import load_model
+    from dreamreel.models.motion import build_tiny_motion_adapter
+
+    generator = torch.Generator().manual_seed(3)
+    down, up = torch.randn(2, 32, generator=generator), torch.randn(32, 2, generator=generator)
+    base = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0"
+    file = tmp_path / "v2_lora_ZoomIn.safetensors"
+    save_file({f"{base}.processor.to_q_lora.down.weight": down, f"{base}.processor.to_q_lora.up.weight": up}, str(file))
+    model = load_model("tiny", device="cpu", dtype="fp32", motion_adapter="tiny", loras=[f"{file}:0.5"])
+    layer = model.components["motion_adapter"].down_blocks[0].motion_modules[0].transformer_blocks[0].attn1.to_q
+    stock = build_tiny_motion_adapter().down_blocks[0].motion_modules[0].transformer_blocks[0].attn1.to_q
+    assert torch.allclose(layer.weight, stock.weight + 0.5 * up @ down, atol=1e-6)
+    assert [lora.name for lora in model.loras] == ["v2_lora_ZoomIn"]
+    plain = load_model("tiny", device="cpu", dtype="fp32")
+    assert all(torch.equal(a, b) for a, b in zip(model.components["unet"].state_dict().values(),
+                                                   plain.components["unet"].state_dict().values(), strict=True))

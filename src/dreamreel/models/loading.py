@@ -281,6 +281,12 @@ def load_model(
     if vae is not None:
         check_weights_file(vae, allow_unsafe_pickle=allow_unsafe_pickle, what="VAE file")
     lora_specs = parse_lora_specs(loras, allow_unsafe_pickle=allow_unsafe_pickle)
+    motion_loras = []
+    if adapter_spec is not None:  # motion LoRAs go into the motion adapter, not the UNet
+        from dreamreel.models.motion import is_motion_lora
+
+        motion_loras = [s for s in lora_specs if is_motion_lora(s.path)]
+        lora_specs = [s for s in lora_specs if s not in motion_loras]
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     path = Path(spec).expanduser()
@@ -307,7 +313,7 @@ def load_model(
     if lora_specs:
         _ = model.model_hash  # the base model's hash, before LoRAs change the weights
         model.loras = apply_loras(components, lora_specs)
-    _add_extras(model, control_specs, adapter_spec, allow_unsafe_pickle)  # from the stock UNet
+    _add_extras(model, control_specs, adapter_spec, allow_unsafe_pickle, motion_loras)  # from the stock UNet
     place_model(components, torch_device, torch_dtype, compile=compile)
     return model
 
@@ -325,7 +331,9 @@ def _check_extras(
     return controls, motion_adapter
 
 
-def _add_extras(model: LoadedModel, controls: list[Any], adapter: str | None, allow_unsafe_pickle: bool) -> None:
+def _add_extras(
+    model: LoadedModel, controls: list[Any], adapter: str | None, allow_unsafe_pickle: bool, motion_loras: list[Any]
+) -> None:
     """ControlNets and a motion adapter, built for the loaded UNet and placed beside it."""
     components = model.components
     if controls:
@@ -338,7 +346,13 @@ def _add_extras(model: LoadedModel, controls: list[Any], adapter: str | None, al
     if adapter is not None:
         from dreamreel.models.motion import load_motion_adapter
 
-        components["motion_adapter"] = load_motion_adapter(adapter, model.spec).to(model.device, model.dtype)
+        motion = load_motion_adapter(adapter, model.spec)
+        if motion_loras:
+            from dreamreel.models.lora import apply_loras
+
+            _ = model.model_hash
+            model.loras += apply_loras({"unet": motion}, motion_loras)
+        components["motion_adapter"] = motion.to(model.device, model.dtype)
         model.motion_adapter = adapter
 
 

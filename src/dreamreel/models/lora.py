@@ -239,10 +239,16 @@ def apply_loras(components: dict[str, Any], specs: Sequence[LoraSpec]) -> list[A
     indexes: dict[str, dict[str, Any]] = {}
     for spec in specs:
         state = load_weights(spec.path, allow_unsafe_pickle=True)  # already vetted by parse_lora_specs
-        if components.get("text_encoder_2") is not None:
+        motion = any("motion_modules" in key for key in state)  # AnimateDiff motion LoRA: adapter names
+        if motion:
+            from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+
+            state = convert_animatediff_checkpoint_to_diffusers(state)
+        elif components.get("text_encoder_2") is not None:
             state = _from_sgm_names(state, components["unet"].config)
         pairs = _group(state, spec.path.name)
-        _check_family(state, pairs, components, spec.path.name)
+        if not motion:
+            _check_family(state, pairs, components, spec.path.name)
         unmatched: list[str] = []
         targets = []
         for (component, module_name), pair in pairs.items():

@@ -145,3 +145,12 @@ def load_motion_adapter(spec: str, model: str = "tiny") -> Any:
             f"motion adapter {spec!r} does not load: {len(missing)} weights missing, {len(unexpected)} unexpected"
         )
     return adapter.eval().requires_grad_(False)
+
+
+def is_motion_lora(path: Path) -> bool:
+    """Does a LoRA file (already vetted) change motion modules (AnimateDiff's motion LoRAs)?"""
+    if path.suffix.lower() == ".safetensors":
+        return any("motion_modules" in key for key in safetensors_keys(path))
+    from dreamreel.models.safety import load_weights
+
+    return any("motion_modules" in key for key in load_weights(path, allow_unsafe_pickle=True))
