@@ -255,3 +255,33 @@ def test_motion_lora_merges_into_the_adapter(tmp_path):
     plain = load_model("tiny", device="cpu", dtype="fp32")
     assert all(torch.equal(a, b) for a, b in zip(model.components["unet"].state_dict().values(),
                                                    plain.components["unet"].state_dict().values(), strict=True))
+
+
+def test_prompt_schedule_equals_freenoise_prompt_interpolation(tiny_motion):
+    """``--prompts "0:a cat, 5:a dog"`` over 8 frames (FreeNoise windows of 4) equals diffusers' FreeNoise
+    with the prompt dict {0: "a cat", 5: "a dog"} (embeddings lerped between keys, held after)."""
+    from diffusers import AnimateDiffPipeline
+
+    from dreamreel.jobs.animate import AnimateRecipe, frame_conditionings
+    from dreamreel.models.prepack import unpack_convolutions
+    from dreamreel.render.animate import ClipRenderer, ClipSettings
+    from dreamreel.render.samplers import pipeline_normalized
+
+    components = {k: tiny_motion.components[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "motion_adapter")}
+    for key in ("unet", "vae"):
+        components[key] = copy.deepcopy(components[key])
+        unpack_convolutions(components[key])
+    components["scheduler"] = pipeline_normalized(tiny_motion.components["scheduler"])
+    pipe = AnimateDiffPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_free_noise(context_length=4, context_stride=2)
+    reference = pipe(
+        {0: "a cat", 5: "a dog"}, num_frames=8, width=32, height=32, num_inference_steps=3, guidance_scale=7.5,
+        generator=seeded_generator(5), output_type="np",
+    ).frames[0]  # fmt: skip
+    clips = ClipRenderer(tiny_motion)
+    recipe = AnimateRecipe(prompt="a cat", prompts="0:a cat, 5:a dog", motion_adapter="tiny", frames=8)
+    settings = ClipSettings(frames=8, steps=3, guidance=7.5, width=32, height=32, context=4, stride=2)
+    latents = clips.denoise(frame_conditionings(clips.renderer, recipe), 5, settings)
+    ours = np.stack([p[0].permute(1, 2, 0).numpy() for _, p in clips.decode_frames(latents, range(8))])
+    assert np.abs(ours - reference).max() <= TOLERANCE

@@ -18,6 +18,7 @@ from dreamreel.cli.options import (
 
 @cli.command()
 @click.argument("prompt")
+@click.option("--prompts", help="Keyframed prompts '0:a cat, 16:a dog' (blended between keys).")
 @click.option("--motion-adapter", required=True, help="AnimateDiff motion module: FILE (.safetensors), diffusers FOLDER or tiny.")
 @click.option("--frames", type=int, help="Frames in the clip (default 16).")
 @click.option("--context", type=int, help="Frames denoised together (default 16); longer clips use FreeNoise windows.")

@@ -34,6 +34,7 @@ class AnimateRecipe(VideoRecipe):
     stride: int = DEFAULT_STRIDE
     seed: int | None = None  # None: drawn at random and recorded
     fps: str | int | float | None = 8  # AnimateDiff's usual playing rate
+    prompts: str = ""  # keyframed prompts "0:a cat, 16:a dog", blended linearly between keys (FreeNoise's way)
     video: str = ""  # a source clip: its first ``frames`` frames denoised together (video to video)
     strength: float = 0.75  # with ``video``: 0 keeps the source, 1 ignores it
 
@@ -48,6 +49,10 @@ class AnimateRecipe(VideoRecipe):
             raise DreamreelError(f"--stride must be a whole number from 1 to --context ({self.context}), got {self.stride!r}")
         if self.seed is not None:
             check_seed(self.seed)
+        if self.prompts:
+            from dreamreel.keyframes import parse_prompts
+
+            parse_prompts(self.prompts).frames(self.frames - 1)
         if self.video:
             from dreamreel.recipes.base import check_strength
 
@@ -58,10 +63,10 @@ class AnimateRecipe(VideoRecipe):
         from dreamreel.models.motion import check_motion_adapter
 
         super().check_model()
-        if model_family(self.model) == "sdxl" and (self.frames > self.context or self.video):
+        if model_family(self.model) == "sdxl" and (self.frames > self.context or self.video or self.prompts):
             raise DreamreelError(
                 "on SDXL, animate makes one window of text-to-clip: diffusers offers FreeNoise windows and "
-                f"video to video for SD 1.x only (--frames {self.frames} > --context {self.context}, or --video)"
+                f"video to video for SD 1.x only (--frames {self.frames} > --context {self.context}, --video, --prompts)"
             )
         check_motion_adapter(self.motion_adapter, self.model)
 
@@ -116,7 +121,9 @@ def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
         height=height, context=recipe.context, stride=recipe.stride,
     )  # fmt: skip
     seed = int(recipe.seed)  # type: ignore[arg-type]
-    conditioning = clips.renderer.encode(recipe.prompt, recipe.negative)
+    conditioning: Any = clips.renderer.encode(recipe.prompt, recipe.negative)
+    if recipe.prompts:
+        conditioning = frame_conditionings(clips.renderer, recipe)
     latents = clips.denoise(
         conditioning, seed, settings, context.on_step, init_frames=init_frames, strength=strength
     )  # fmt: skip
@@ -125,12 +132,37 @@ def frames(context: Context[AnimateRecipe]) -> Iterator[Frame]:
         from dreamreel.jobs.still_pictures import infotext
 
         parameters = infotext(
-            model, clips.renderer, prompt=recipe.prompt, negative=recipe.negative, steps=settings.steps,
+            model, clips.renderer, prompt=frame_prompt(recipe, index), negative=recipe.negative, steps=settings.steps,
             guidance=settings.guidance, seed=seed, width=width, height=height, strength=strength,
             extra={**extra, "Frame": index},
         )  # fmt: skip
         facts: dict[str, Any] = {"frame": index, "seed": seed, "model_hash": model.model_hash}
         yield Frame(index=index, seed=seed, image=tensor_to_pil(picture)[0], recipe=recipe, parameters=parameters, facts=facts)
+
+
+def frame_prompt(recipe: AnimateRecipe, index: int) -> str:
+    """The prompt frame ``index`` is keyed to (the last keyframe at or before it)."""
+    if not recipe.prompts:
+        return recipe.prompt
+    from dreamreel.keyframes import parse_prompts
+
+    return parse_prompts(recipe.prompts).at(index, recipe.frames - 1)[0]
+
+
+def frame_conditionings(renderer: Any, recipe: AnimateRecipe) -> list[Any]:
+    """Each frame's conditioning under ``prompts``: a keyframe's prompt at its key, a linear blend of the
+    embeddings toward the next key between them, held after the last (what FreeNoise does with a dict)."""
+    from dreamreel.keyframes import parse_prompts
+
+    schedule = parse_prompts(recipe.prompts)
+    result = []
+    for index in range(recipe.frames):
+        prompt, following, weight = schedule.at(index, recipe.frames - 1)
+        cond = renderer.encode(prompt, recipe.negative)
+        if weight > 0 and following != prompt:
+            cond = cond.lerp(renderer.encode(following, recipe.negative), weight)
+        result.append(cond)
+    return result
 
 
 def animatediff_infotext(model: Any, recipe: AnimateRecipe, adapter: Any) -> str:

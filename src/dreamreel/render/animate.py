@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dreamreel.render.renderer import Renderer, _step_kwargs, seeded_generator
+from dreamreel.render.renderer import Renderer, _step_kwargs, align_conditionings, seeded_generator
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,7 @@ class ClipRenderer:
 
     def denoise(
         self,
-        conditioning: Conditioning,
+        conditioning: Conditioning | Sequence[Conditioning],
         seed: int,
         settings: ClipSettings,
         on_step: StepCallback | None = None,
@@ -136,8 +136,14 @@ class ClipRenderer:
         else:
             timesteps, latents = self._source_latents(init_frames, strength, settings, generator)
         use_cfg = settings.guidance > 1
-        embeds = torch.cat([conditioning.uncond, conditioning.cond]) if use_cfg else conditioning.cond
-        embeds = embeds.repeat_interleave(repeats=frames, dim=0)
+        if isinstance(conditioning, Sequence):  # one per frame (a prompt schedule): [F uncond..., F cond...]
+            per_frame = align_conditionings(conditioning)
+            cond = torch.cat([c.cond for c in per_frame])
+            embeds = torch.cat([torch.cat([c.uncond for c in per_frame]), cond]) if use_cfg else cond
+            conditioning = per_frame[0]
+        else:
+            embeds = torch.cat([conditioning.uncond, conditioning.cond]) if use_cfg else conditioning.cond
+            embeds = embeds.repeat_interleave(repeats=frames, dim=0)
         unet_kwargs: dict[str, Any] = {}
         if self.renderer.is_xl:  # pooled text and sizes per clip: the motion UNet repeats them per frame
             unet_kwargs["added_cond_kwargs"] = self.renderer._added_conditioning(
