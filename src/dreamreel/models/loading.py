@@ -40,6 +40,7 @@ class LoadedModel:
     source_file: Path | None = None  # a single-file checkpoint
     vae_file: Path | None = None  # --vae
     loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
+    offloader: Any = None  # offload.Offloader under --offload model/sequential
     _hash: str | None = field(default=None, repr=False)
     _extras: dict[str, str] | None = field(default=None, repr=False)
 
@@ -50,6 +51,12 @@ class LoadedModel:
         goes into the pictures' metadata."""
         parameter = next(iter(components["unet"].parameters()))
         return cls(spec=name, components=components, device=parameter.device, dtype=parameter.dtype)
+
+    def use(self, name: str) -> Any:
+        """The network ``name`` ready to run: on the compute device (``--offload`` moves it there now)."""
+        if self.offloader is None:
+            return self.components[name]
+        return self.offloader.use(self.components, name)
 
     @property
     def name(self) -> str:
@@ -263,10 +270,15 @@ def load_model(
     allow_unsafe_pickle: bool = False,
     quiet: bool = False,
     compile: bool = False,
+    offload: str = "none",
+    vae_tiling: bool = False,
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
     or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
-    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each)."""
+    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each). ``offload`` (offload.py) keeps the networks
+    in CPU memory until they work; ``vae_tiling`` decodes and encodes in tiles."""
+    if offload not in OFFLOAD_MODES:
+        raise DreamreelError(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_MODES)}")
     from dreamreel.models.lora import apply_loras, parse_lora_specs
 
     check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
@@ -299,8 +311,32 @@ def load_model(
     if lora_specs:
         _ = model.model_hash  # the base model's hash, before LoRAs change the weights
         model.loras = apply_loras(components, lora_specs)
-    place_model(components, torch_device, torch_dtype, compile=compile)
+    if offload == "none":
+        place_model(components, torch_device, torch_dtype, compile=compile)
+    else:
+        from dreamreel.models.offload import Offloader
+
+        _ = model.model_hash  # hashed where the weights are plain tensors, before any hooks
+        # stored in CPU memory, stock layouts (prepacked CPU weights could not move to a GPU)
+        place_model(components, resolve_device("cpu"), torch_dtype, prepack=False)
+        model.offloader = Offloader(offload, torch_device)
+        model.offloader.attach(components)
+    if vae_tiling:
+        components["vae"].enable_tiling()
     return model
+
+
+def _upcasts(components: dict[str, Any], dtype: torch.dtype) -> bool:
+    """diffusers decodes SDXL's VAE in fp32 when the model runs in fp16 (``force_upcast``: it overflows)."""
+    import torch
+
+    vae = components.get("vae")
+    return (
+        components.get("text_encoder_2") is not None
+        and dtype == torch.float16
+        and vae is not None
+        and bool(getattr(vae.config, "force_upcast", False))
+    )
 
 
 def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
@@ -314,6 +350,8 @@ def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
         allow_unsafe_pickle=recipe.allow_unsafe_pickle,
         quiet=quiet,
         compile=recipe.compile,
+        offload=recipe.offload,
+        vae_tiling=recipe.vae_tiling,
     )
 
 
@@ -325,6 +363,7 @@ def place_model(
     channels_last: bool | None = None,
     compile: bool = False,
     prepack: bool = True,
+    keep_vae_fp32: bool | None = None,
 ) -> None:
     """Move the networks to ``device``/``dtype`` in the memory layout that runs them fastest.
 
@@ -337,13 +376,17 @@ def place_model(
     in place (opt-in: the first call compiles for minutes on a CPU; it pays off over long runs).
     On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout and linear layers
     run on oneDNN's matmul, not MKL's (prepack.py;
-    ``prepack=False`` leaves them stock).
+    ``prepack=False`` leaves them stock). An SDXL VAE stays fp32 under fp16 (``keep_vae_fp32``, by
+    default where diffusers' SDXL pipelines upcast it): it overflows in fp16.
     """
     import torch
 
+    if keep_vae_fp32 is None:
+        keep_vae_fp32 = _upcasts(components, dtype)
     for key in MODEL_PARTS:
         if components.get(key) is not None:
-            components[key].to(device=device, dtype=dtype)
+            fp32 = key == "vae" and keep_vae_fp32
+            components[key].to(device=device, dtype=torch.float32 if fp32 else dtype)
     nhwc = {
         "unet": device.type == "cuda" if channels_last is None else channels_last,
         "vae": device.type in ("cpu", "cuda") if channels_last is None else channels_last,
