@@ -215,7 +215,13 @@ def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> 
         raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
     from dreamreel.models.hub import check_pipeline_index
 
-    check_pipeline_index(str(path), _read_index(path))  # custom code is refused before anything loads
+    index = _read_index(path)
+    check_pipeline_index(str(path), index)  # custom code is refused before anything loads
+    if index.get("requires_aesthetics_score") or ("text_encoder_2" in index and not (index.get("text_encoder") or [None])[0]):
+        raise DreamreelError(
+            f"model folder {str(path)!r} is an SDXL refiner, which only finishes another model's pictures; "
+            "use an SDXL base model"
+        )
     for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
         folder = path / sub
         if not (folder / "config.json").is_file():
@@ -489,6 +495,8 @@ def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pi
 
 def _components(pipe: Any) -> dict[str, Any]:
     components = dict(pipe.components)
+    if "text_encoder_2" in components:  # SDXL: the pipeline setting its constructor takes
+        components["force_zeros_for_empty_prompt"] = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
     for key in MODEL_PARTS:
         if components.get(key) is not None:
             components[key].eval().requires_grad_(False)
