@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sd_layout import open_clip_to_original, unet_to_original
 
 TOLERANCE = 1e-4
 
@@ -143,21 +144,15 @@ def test_sdxl_weighted_prompt_changes_the_picture_and_keeps_the_length(tiny_xl_m
 
 def test_sdxl_refiner_single_file_is_refused_in_one_line(tmp_path, run_cli, no_model_load, tiny_xl_model):
     """The refiner's layout: OpenCLIP-G alone as embedder 0 (no CLIP-L), a UNet with label_emb."""
-    import sys
-    from pathlib import Path
+    import copy
 
     from safetensors.torch import save_file
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from sd_layout import open_clip_to_original, unet_to_original
-
-    unet, text_2 = tiny_xl_model.components["unet"], tiny_xl_model.components["text_encoder_2"]
-    import copy
-
     from dreamreel.models.prepack import unpack_convolutions
 
-    stock = copy.deepcopy(unet)
+    stock = copy.deepcopy(tiny_xl_model.components["unet"])
     unpack_convolutions(stock)
+    text_2 = tiny_xl_model.components["text_encoder_2"]
     single = {
         **unet_to_original(stock.state_dict(), dict(stock.config)),
         **open_clip_to_original(text_2.state_dict(), "conditioner.embedders.0.model."),
