@@ -63,3 +63,12 @@ def test_offload_options_reach_the_model(run_cli, monkeypatch, tiny_model, tmp_p
                             "--offload", "model", "--vae-tiling", "--quiet", "-o", tmp_path])  # fmt: skip
     assert code == 0, err
     assert seen["offload"] == "model" and seen["vae_tiling"] is True
+
+
+def test_sdxl_vae_stays_fp32_under_fp16():
+    """SDXL's VAE overflows in fp16 (black or NaN pictures): it is kept in fp32 where diffusers' SDXL
+    pipelines would upcast it (``force_upcast``), the other networks take the asked dtype."""
+    model = load_model("tiny-xl", device="cpu", dtype="fp16")
+    assert model.components["vae"].dtype == torch.float32
+    assert model.components["unet"].dtype == model.components["text_encoder_2"].dtype == torch.float16
+    assert load_model("tiny", device="cpu", dtype="fp16").components["vae"].dtype == torch.float16

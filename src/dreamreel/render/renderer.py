@@ -1,7 +1,8 @@
 """The one hot path every job goes through: encode prompt -> prepare latents -> denoise -> decode.
 
-It mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline step for step (same
-random draws from the same generators in the same order), so for equal components, seed and
+It mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline and, for SDXL models
+(a second text encoder), StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline step for step
+(same random draws from the same generators in the same order), so for equal components, seed and
 settings our pictures equal the reference pipeline's; the tests hold us to that. What it adds:
 prompt embeddings cached across frames and seeds, batches of independent items each with its own
 seed (a batch gives the same pictures as one item at a time), a starting noise the caller may
