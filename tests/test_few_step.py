@@ -173,3 +173,16 @@ def test_preset_on_a_model_it_does_not_fit_is_one_line(preset, model, message, r
     code, _, err = run_cli(["txt2img", "x", "--model", model, "--preset", preset, "-o", tmp_path])
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["Euler SGM Uniform", "Euler a SGM Uniform", "LCM", "DPM++ 2M Karras", "DPM++ 2M SDE Exponential"]
+)
+def test_few_step_schedules_round_trip_through_infotext(tiny_xl_model, name):
+    """What a picture writes (Sampler + Schedule type) reads back as the same scheduler."""
+    from dreamreel.render.samplers import infotext_sampler, make_scheduler, scheduler_from_infotext
+
+    scheduler = make_scheduler(name, tiny_xl_model.components["scheduler"])
+    assert scheduler_from_infotext(*infotext_sampler(scheduler)) == name
+    if "SGM" in name:
+        assert scheduler.config.timestep_spacing == "trailing"

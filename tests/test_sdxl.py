@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sd_layout import open_clip_to_original, unet_to_original
 
 TOLERANCE = 1e-4
 
@@ -139,3 +140,24 @@ def test_sdxl_weighted_prompt_changes_the_picture_and_keeps_the_length(tiny_xl_m
     assert plain.cond.shape == weighted.cond.shape == (1, 77, 64)
     assert (plain.cond - weighted.cond).abs().max() > 1e-3
     assert torch.equal(plain.pooled, weighted.pooled)  # weights act on the hidden states, as in A1111
+
+
+def test_sdxl_refiner_single_file_is_refused_in_one_line(tmp_path, run_cli, no_model_load, tiny_xl_model):
+    """The refiner's layout: OpenCLIP-G alone as embedder 0 (no CLIP-L), a UNet with label_emb."""
+    import copy
+
+    from safetensors.torch import save_file
+
+    from dreamreel.models.prepack import unpack_convolutions
+
+    stock = copy.deepcopy(tiny_xl_model.components["unet"])
+    unpack_convolutions(stock)
+    text_2 = tiny_xl_model.components["text_encoder_2"]
+    single = {
+        **unet_to_original(stock.state_dict(), dict(stock.config)),
+        **open_clip_to_original(text_2.state_dict(), "conditioner.embedders.0.model."),
+    }
+    path = tmp_path / "sd_xl_refiner_1.0.safetensors"
+    save_file({k: v.contiguous() for k, v in single.items()}, path)
+    code, _, err = run_cli(["txt2img", "x", "--model", path, "-o", tmp_path])
+    assert code == 2 and "is an SDXL refiner" in err and len(err.strip().splitlines()) == 1

@@ -27,6 +27,8 @@ KEY_XL_LABEL_EMB = UNET_PREFIX + "label_emb.0.0.weight"
 KEY_SD1_CLIP = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
 KEY_SD2_CLIP = "cond_stage_model.model.token_embedding.weight"
 KEY_XL_CLIP_G = "conditioner.embedders.1.model.token_embedding.weight"
+# The SDXL refiner has OpenCLIP-G alone, as embedder 0, and a UNet that reads an aesthetic score
+KEY_REFINER_CLIP_G = "conditioner.embedders.0.model.token_embedding.weight"
 
 ARCH_LABELS = {
     "sd1": "SD 1.x",
@@ -53,6 +55,11 @@ def detect_architecture(shapes: dict[str, list[int]], name: str = "checkpoint") 
         raise DreamreelError(
             f"{name!r} has a UNet with {in_channels} input channels (an inpainting or other special model); "
             "only plain 4-channel text-to-image checkpoints load"
+        )
+    if KEY_REFINER_CLIP_G in shapes:
+        raise DreamreelError(
+            f"{name!r} is an SDXL refiner, which only finishes another model's pictures; "
+            "use an SDXL base model (then img2img with a low --strength refines)"
         )
     if KEY_XL_LABEL_EMB in shapes or KEY_XL_CLIP_G in shapes:
         if KEY_XL_CLIP_G not in shapes:

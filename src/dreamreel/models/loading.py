@@ -42,6 +42,7 @@ class LoadedModel:
     loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
     controls: list[Any] = field(default_factory=list)  # controlnet.ControlSpec of components["controlnet"]
     motion_adapter: str | None = None  # the spec of components["motion_adapter"]
+    offloader: Any = None  # offload.Offloader under --offload model/sequential
     _hash: str | None = field(default=None, repr=False)
     _extras: dict[str, str] | None = field(default=None, repr=False)
 
@@ -52,6 +53,12 @@ class LoadedModel:
         goes into the pictures' metadata."""
         parameter = next(iter(components["unet"].parameters()))
         return cls(spec=name, components=components, device=parameter.device, dtype=parameter.dtype)
+
+    def use(self, name: str) -> Any:
+        """The network ``name`` ready to run: on the compute device (``--offload`` moves it there now)."""
+        if self.offloader is None:
+            return self.components[name]
+        return self.offloader.use(self.components, name)
 
     @property
     def name(self) -> str:
@@ -210,7 +217,13 @@ def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> 
         raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
     from dreamreel.models.hub import check_pipeline_index
 
-    check_pipeline_index(str(path), _read_index(path))  # custom code is refused before anything loads
+    index = _read_index(path)
+    check_pipeline_index(str(path), index)  # custom code is refused before anything loads
+    if index.get("requires_aesthetics_score") or ("text_encoder_2" in index and not (index.get("text_encoder") or [None])[0]):
+        raise DreamreelError(
+            f"model folder {str(path)!r} is an SDXL refiner, which only finishes another model's pictures; "
+            "use an SDXL base model"
+        )
     for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
         folder = path / sub
         if not (folder / "config.json").is_file():
@@ -267,13 +280,18 @@ def load_model(
     compile: bool = False,
     controlnet: Sequence[str] = (),
     motion_adapter: str | None = None,
+    offload: str = "none",
+    vae_tiling: bool = False,
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
     or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
-    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each). ``controlnet`` (``KIND:FILE[:WEIGHT]`` each)
-    adds ``components["controlnet"]`` and ``motion_adapter`` (FILE, FOLDER or tiny) adds
-    ``components["motion_adapter"]``, so diffusers' ControlNet and AnimateDiff pipelines can be built
-    from exactly what dreamreel renders with."""
+    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each). ``offload`` (offload.py) keeps the networks
+    in CPU memory until they work; ``vae_tiling`` decodes and encodes in tiles. ``controlnet``
+    (``KIND:FILE[:WEIGHT]`` each) adds ``components["controlnet"]`` and ``motion_adapter`` (FILE, FOLDER
+    or tiny) adds ``components["motion_adapter"]``, so diffusers' ControlNet and AnimateDiff pipelines
+    can be built from exactly what dreamreel renders with."""
+    if offload not in OFFLOAD_MODES:
+        raise DreamreelError(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_MODES)}")
     from dreamreel.models.lora import apply_loras, parse_lora_specs
 
     check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
@@ -314,7 +332,18 @@ def load_model(
         _ = model.model_hash  # the base model's hash, before LoRAs change the weights
         model.loras = apply_loras(components, lora_specs)
     _add_extras(model, control_specs, adapter_spec, allow_unsafe_pickle, motion_loras)  # from the stock UNet
-    place_model(components, torch_device, torch_dtype, compile=compile)
+    if offload == "none":
+        place_model(components, torch_device, torch_dtype, compile=compile)
+    else:
+        from dreamreel.models.offload import Offloader
+
+        _ = model.model_hash  # hashed where the weights are plain tensors, before any hooks
+        # stored in CPU memory, stock layouts (prepacked CPU weights could not move to a GPU)
+        place_model(components, resolve_device("cpu"), torch_dtype, prepack=False)
+        model.offloader = Offloader(offload, torch_device)
+        model.offloader.attach(components)
+    if vae_tiling:
+        components["vae"].enable_tiling()
     return model
 
 
@@ -356,6 +385,19 @@ def _add_extras(
         model.motion_adapter = adapter
 
 
+def _upcasts(components: dict[str, Any], dtype: torch.dtype) -> bool:
+    """diffusers decodes SDXL's VAE in fp32 when the model runs in fp16 (``force_upcast``: it overflows)."""
+    import torch
+
+    vae = components.get("vae")
+    return (
+        components.get("text_encoder_2") is not None
+        and dtype == torch.float16
+        and vae is not None
+        and bool(getattr(vae.config, "force_upcast", False))
+    )
+
+
 def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
     """The model a recipe names, with its VAE, LoRAs, pickle permission and compile choice."""
     return load_model(
@@ -369,6 +411,8 @@ def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
         compile=recipe.compile,
         controlnet=getattr(recipe, "controlnet", ()),
         motion_adapter=getattr(recipe, "motion_adapter", None),
+        offload=recipe.offload,
+        vae_tiling=recipe.vae_tiling,
     )
 
 
@@ -380,6 +424,7 @@ def place_model(
     channels_last: bool | None = None,
     compile: bool = False,
     prepack: bool = True,
+    keep_vae_fp32: bool | None = None,
 ) -> None:
     """Move the networks to ``device``/``dtype`` in the memory layout that runs them fastest.
 
@@ -392,13 +437,17 @@ def place_model(
     in place (opt-in: the first call compiles for minutes on a CPU; it pays off over long runs).
     On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout and linear layers
     run on oneDNN's matmul, not MKL's (prepack.py;
-    ``prepack=False`` leaves them stock).
+    ``prepack=False`` leaves them stock). An SDXL VAE stays fp32 under fp16 (``keep_vae_fp32``, by
+    default where diffusers' SDXL pipelines upcast it): it overflows in fp16.
     """
     import torch
 
+    if keep_vae_fp32 is None:
+        keep_vae_fp32 = _upcasts(components, dtype)
     for key in MODEL_PARTS:
         if components.get(key) is not None:
-            components[key].to(device=device, dtype=dtype)
+            fp32 = key == "vae" and keep_vae_fp32
+            components[key].to(device=device, dtype=torch.float32 if fp32 else dtype)
     nhwc = {
         "unet": device.type == "cuda" if channels_last is None else channels_last,
         "vae": device.type in ("cpu", "cuda") if channels_last is None else channels_last,
@@ -501,6 +550,8 @@ def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pi
 
 def _components(pipe: Any) -> dict[str, Any]:
     components = dict(pipe.components)
+    if "text_encoder_2" in components:  # SDXL: the pipeline setting its constructor takes
+        components["force_zeros_for_empty_prompt"] = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
     for key in MODEL_PARTS:
         if components.get(key) is not None:
             components[key].eval().requires_grad_(False)

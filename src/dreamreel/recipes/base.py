@@ -36,7 +36,7 @@ from dreamreel.models.loading import (
 from dreamreel.models.lora import parse_lora_specs
 from dreamreel.models.safety import check_weights_file
 from dreamreel.recipes.seeds import check_seed, check_seed_mode, frame_seed, random_seeds
-from dreamreel.render.samplers import canonical_scheduler_name, check_preset_fits, preset_named
+from dreamreel.render.samplers import PRESETS, canonical_scheduler_name, check_preset_fits, preset_named
 
 MAX_STEPS = 10_000
 MAX_BATCH = 64
@@ -101,8 +101,8 @@ def with_preset(settings: dict[str, Any]) -> dict[str, Any]:
     """Recipe settings with a ``preset``'s steps, guidance and scheduler filled in where not given."""
     settings = dict(settings)
     name = settings.get("preset")
-    if isinstance(name, str):
-        for key, value in preset_named(name).settings().items():
+    if isinstance(name, str) and name in PRESETS:  # an unknown name is check()'s one-line error
+        for key, value in PRESETS[name].settings().items():
             if settings.get(key) is None:
                 settings[key] = value
     return settings

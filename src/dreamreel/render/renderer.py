@@ -1,7 +1,8 @@
 """The one hot path every job goes through: encode prompt -> prepare latents -> denoise -> decode.
 
-It mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline step for step (same
-random draws from the same generators in the same order), so for equal components, seed and
+It mirrors diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline and, for SDXL models
+(a second text encoder), StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline step for step
+(same random draws from the same generators in the same order), so for equal components, seed and
 settings our pictures equal the reference pipeline's; the tests hold us to that. What it adds:
 prompt embeddings cached across frames and seeds, batches of independent items each with its own
 seed (a batch gives the same pictures as one item at a time), a starting noise the caller may
@@ -10,9 +11,10 @@ supply (for interpolation), and a VAE decode that is checked for NaN / black out
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +107,20 @@ def fixed_batches(wanted: Sequence[int], total: int, batch: int) -> list[list[in
     return [list(range(c * batch, min((c + 1) * batch, total))) for c in chunks]
 
 
+@contextlib.contextmanager
+def out_of_memory_hint() -> Iterator[None]:
+    """A CUDA out-of-memory error becomes one line naming what lowers the memory."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        raise DreamreelError(
+            "the GPU ran out of memory; try --offload model (or sequential, the least memory), "
+            "--vae-tiling, --batch 1 or a smaller --width/--height"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class ControlInput:
     """What the model's ControlNet(s) see for one batch: one control picture batch [B, 3, H, W] in
@@ -139,43 +155,48 @@ class Renderer:
     # -- text ---------------------------------------------------------------------------------
 
     def _encode_text(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[1, 77 * chunks, D] embeddings, and SDXL's pooled [1, P] (else None); A1111 weights and
-        long-prompt chunks (see prompts.py). SDXL: both encoders' penultimate hidden states side by side
-        (D = 768 + 1280), the pooled output from the second, as diffusers' ``encode_prompt`` does."""
+        return self._encode_texts([text])[0]
+
+    def _encode_texts(self, texts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """[1, 77 * chunks, D] embeddings, and SDXL's pooled [1, P] (else None), of each text; A1111
+        weights and long-prompt chunks (see prompts.py). SDXL: both encoders' penultimate hidden states
+        side by side (D = 768 + 1280), the pooled output from the second, as diffusers' ``encode_prompt``
+        does. Encoder by encoder, so that under ``--offload`` each visits the GPU once for all texts."""
         import torch
 
         from dreamreel.render.prompts import encode_prompt_layers, tokenize_text
 
-        cached = self._encodings.get(text)
-        if cached is not None:
-            return cached
-        components, device, dtype = self.model.components, self.model.device, self.model.dtype
-        tokenizer = components["tokenizer"] if components.get("tokenizer") is not None else components["tokenizer_2"]
-        tokenized = tokenize_text(tokenizer, text)
-        if tokenized.dropped:
-            log.warning(
-                "prompt is longer than %d chunks of 75 tokens; dropped: %r",
-                len(tokenized.chunks), tokenizer.decode(tokenized.dropped),
-            )  # fmt: skip
-        pooled = None
-        if not self.is_xl:
-            embeds = encode_prompt_layers(
-                tokenizer, components["text_encoder"], text, device, dtype, tokenized=tokenized
-            ).embeds
-        else:
-            parts = []
-            for tokenizer_key, encoder_key in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+        missing = [text for text in dict.fromkeys(texts) if text not in self._encodings]
+        if missing:
+            components, device, dtype = self.model.components, self.model.device, self.model.dtype
+            tokenizer = components.get("tokenizer") or components["tokenizer_2"]
+            tokenized = {text: tokenize_text(tokenizer, text) for text in missing}
+            for tokens in tokenized.values():
+                if tokens.dropped:
+                    log.warning(
+                        "prompt is longer than %d chunks of 75 tokens; dropped: %r",
+                        len(tokens.chunks), tokenizer.decode(tokens.dropped),
+                    )  # fmt: skip
+            pairs = [("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")] if self.is_xl else [
+                ("tokenizer", "text_encoder")
+            ]
+            parts: dict[str, list[torch.Tensor]] = {text: [] for text in missing}
+            pooled: dict[str, torch.Tensor | None] = dict.fromkeys(missing)
+            for tokenizer_key, encoder_key in pairs:
                 if components.get(encoder_key) is None:
                     continue
-                encoded = encode_prompt_layers(
-                    components[tokenizer_key], components[encoder_key], text, device, dtype,
-                    penultimate=True, tokenized=tokenized,
-                )  # fmt: skip
-                parts.append(encoded.embeds)
-                pooled = encoded.pooled if encoded.pooled is not None else pooled
-            embeds = torch.cat(parts, dim=-1)
-        self._encodings[text] = (embeds, pooled)
-        return embeds, pooled
+                encoder = self.model.use(encoder_key)
+                for text in missing:
+                    encoded = encode_prompt_layers(
+                        components[tokenizer_key], encoder, text, device, dtype,
+                        penultimate=self.is_xl, tokenized=tokenized[text],
+                    )  # fmt: skip
+                    parts[text].append(encoded.embeds)
+                    if encoded.pooled is not None:
+                        pooled[text] = encoded.pooled
+            for text in missing:
+                self._encodings[text] = (torch.cat(parts[text], dim=-1), pooled[text])
+        return [self._encodings[text] for text in texts]
 
     def encode(self, prompt: str, negative: str = "") -> Conditioning:
         """Embeddings of a prompt and its negative (padded to the same number of chunks), cached.
@@ -187,15 +208,16 @@ class Renderer:
 
         from dreamreel.render.prompts import same_length
 
-        cond, pooled = self._encode_text(prompt)
         zero_negative = (
             self.is_xl and negative == "" and self.model.components.get("force_zeros_for_empty_prompt", True)
         )
+        encoded = self._encode_texts([prompt] if zero_negative else [prompt, negative])
+        cond, pooled = encoded[0]
         if zero_negative:
             uncond = torch.zeros_like(cond)
             uncond_pooled = None if pooled is None else torch.zeros_like(pooled)
         else:
-            uncond, uncond_pooled = self._encode_text(negative)
+            uncond, uncond_pooled = encoded[1]
         extra = {"pooled": pooled, "uncond_pooled": uncond_pooled}
         if max(cond.shape[1], uncond.shape[1]) == cond.shape[1] == uncond.shape[1] == CLIP_CHUNK:
             return Conditioning(cond=cond, uncond=uncond, **extra)
@@ -252,12 +274,13 @@ class Renderer:
         same_kind = last is not None and (last[0].shape, last[0].dtype) == (picture.shape, picture.dtype)
         if same_kind and torch.equal(last[0], picture):  # type: ignore[index]
             return last[1]  # type: ignore[index]
-        dist = self.model.components["vae"].encode(picture).latent_dist
+        dist = self._vae().encode(picture).latent_dist
         self._last_encoded = (picture.clone(), dist)
         return dist
 
     # -- denoise ------------------------------------------------------------------------------
 
+    @out_of_memory_hint()
     def generate(
         self,
         conditioning: Sequence[Conditioning],
@@ -337,6 +360,7 @@ class Renderer:
                 conditioning, use_cfg, width, height, img2img=init_images is not None
             )
         step_kwargs = _step_kwargs(scheduler, generator)
+        unet = self.model.use("unet")
 
         with torch.inference_mode():
             for i, t in enumerate(timesteps):
@@ -446,16 +470,34 @@ class Renderer:
         and forth every frame would cost more than the memory it saves."""
         import torch
 
-        vae = self.model.components["vae"]
+        vae = self.model.use("vae")
         if self.is_xl and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
             vae.to(torch.float32)
         return vae
+
+    def _tile_if_it_would_not_fit(self, vae: Any, latents: torch.Tensor) -> None:
+        """Turn VAE tiling on (for good, with a warning) when a CUDA decode would not fit the free memory:
+        tiles blend at their seams, so it is never on unless asked (--vae-tiling) or needed."""
+        import torch
+
+        if getattr(vae, "use_tiling", True) or self.model.device.type != "cuda":
+            return
+        free, _ = torch.cuda.mem_get_info(self.model.device)
+        batch, _, height, width = latents.shape
+        pixels = batch * height * width * self.model.vae_scale_factor**2
+        # A rough bound: the decoder's last stage holds a few full-size maps of its widest-at-full-size
+        # channel count (128 for SD and SDXL) at once, plus normalisation temporaries.
+        need = pixels * vae.config.block_out_channels[0] * vae.dtype.itemsize * 6
+        if need > free:
+            log.warning("the VAE decode needs ~%.1f GiB, %.1f GiB is free: decoding in tiles", need / 2**30, free / 2**30)
+            vae.enable_tiling()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> [0, 1] pictures on the CPU; a NaN or all-black result is retried with an fp32 VAE."""
         import torch
 
         vae = self._vae()
+        self._tile_if_it_would_not_fit(vae, latents)
         with torch.inference_mode():
             images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             if _looks_broken(images) and vae.dtype != torch.float32:
