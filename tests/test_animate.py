@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_resume_video import KILLER, frame_bytes, render, resume
+from test_resume_video import frame_bytes, render, resume
 
 from dreamreel.errors import DreamreelError
 from dreamreel.render.renderer import seeded_generator
@@ -77,9 +77,9 @@ ANIMATE = ["animate", "a cat", "--model", "tiny", "--motion-adapter", "tiny", "-
 
 @pytest.mark.slow
 def test_animate_cli_killed_mid_run_resumes_byte_identical(tmp_path):
-    """24 frames (three FreeNoise windows of the default 16, stride 4... here context 16 < 24), killed
-    by SIGKILL while frame 10 is decoded, then ``dreamreel resume``: the frames and their hashes are
-    the unbroken run's."""
+    """The issue's command: 24 frames (beyond the default context of 16: FreeNoise windows), killed by
+    SIGKILL while frame 10 is decoded, then ``dreamreel resume``: every frame is byte for byte the
+    unbroken run's, and the video is written."""
     unbroken, killed = tmp_path / "a", tmp_path / "b"
     unbroken.mkdir()
     killed.mkdir()
@@ -87,9 +87,8 @@ def test_animate_cli_killed_mid_run_resumes_byte_identical(tmp_path):
                           text=True, timeout=600, cwd=unbroken)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (unbroken / "x.mp4").stat().st_size > 0
-    run = json.loads((unbroken / "x.run" / "run.json").read_text())
-    assert run
-    assert KILLER
+    assert "job = \"animate\"" in (unbroken / "x.run" / "recipe.toml").read_text()
+    assert len(frame_bytes(unbroken / "x.run")) == 24
     died = render("mid-frame", 11, [*ANIMATE, "-o", "x.mp4"], killed)
     assert died.returncode == -9, died.stderr
     written = len(frame_bytes(killed / "x.run"))
