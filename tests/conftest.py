@@ -25,6 +25,25 @@ def tiny_model():
     return load_model("tiny", device="cpu", dtype="fp32")
 
 
+@pytest.fixture(scope="session")
+def tiny_xl_model():
+    from dreamreel.models.loading import load_model
+
+    return load_model("tiny-xl", device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def cli_tiny_xl_model(monkeypatch, tiny_xl_model):
+    """CLI runs reuse the session's tiny-xl (built once); another model spec fails the test."""
+
+    def load(spec, **kwargs):
+        assert spec == "tiny-xl", spec
+        return tiny_xl_model
+
+    monkeypatch.setattr("dreamreel.models.loading.load_model", load)
+    return tiny_xl_model
+
+
 @pytest.fixture
 def cli_tiny(monkeypatch, tiny_model):
     """CLI runs in these tests reuse the session's tiny model instead of building it each time."""

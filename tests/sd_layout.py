@@ -160,3 +160,32 @@ def open_clip_to_original(state: dict[str, torch.Tensor], prefix: str) -> dict[s
             out[dst + f"mlp.c_proj.{kind}"] = state[src + f"mlp.fc2.{kind}"]
         layer += 1
     return out
+
+
+def controlnet_to_original(state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """A diffusers ControlNet -> the original ControlNet 1.1 single-file keys (no ``control_model.``
+    prefix): the UNet encoder half as in ``unet_to_original``, ``zero_convs.N.0``, ``middle_block_out.0``
+    and ``input_hint_block`` (convs at 0, 2, ..., 14 with SiLUs between)."""
+    out: dict[str, torch.Tensor] = {}
+    unet_part: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("controlnet_down_blocks."):
+            n, rest = key[len("controlnet_down_blocks.") :].split(".", 1)
+            out[f"zero_convs.{n}.0.{rest}"] = value
+        elif key.startswith("controlnet_mid_block."):
+            out["middle_block_out.0." + key[len("controlnet_mid_block.") :]] = value
+        elif key.startswith("controlnet_cond_embedding."):
+            rest = key[len("controlnet_cond_embedding.") :]
+            if rest.startswith("conv_in."):
+                index, tail = 0, rest[len("conv_in.") :]
+            elif rest.startswith("conv_out."):
+                index, tail = 14, rest[len("conv_out.") :]
+            else:
+                n, tail = rest[len("blocks.") :].split(".", 1)
+                index = 2 * (int(n) + 1)
+            out[f"input_hint_block.{index}.{tail}"] = value
+        else:
+            unet_part[key] = value
+    for key, value in unet_to_original(unet_part, config).items():
+        out[key.removeprefix("model.diffusion_model.")] = value
+    return out

@@ -28,6 +28,7 @@ _LAZY = {
     "Vid2VidRecipe": "dreamreel.jobs.vid2vid",
     "ZoomRecipe": "dreamreel.jobs.zoom",
     "InterpolateRecipe": "dreamreel.jobs.interpolate",
+    "AnimateRecipe": "dreamreel.jobs.animate",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -9,6 +9,7 @@ import click
 
 from dreamreel.cli.app import cli, render
 from dreamreel.cli.options import (
+    control_options,
     film_seed_options,
     guidance_option,
     picture_options,
@@ -88,6 +89,7 @@ def sweep(prompt: str, **options: Any) -> None:
 @scheduled_guidance_option
 @video_options
 @picture_options
+@control_options
 def vid2vid(prompt: str, **options: Any) -> None:
     """Every frame of a video through img2img: same timing, same sound, upright.
 
@@ -123,6 +125,7 @@ def vid2vid(prompt: str, **options: Any) -> None:
 @click.option("--start", help="Frame 0 from: noise (default), txt2img, or an image file.")
 @video_options
 @picture_options
+@control_options
 def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
     from dreamreel.jobs.zoom import ZoomRecipe

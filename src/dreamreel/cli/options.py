@@ -17,9 +17,10 @@ from typing import Any
 
 import click
 
-from dreamreel.recipes.base import Recipe
+from dreamreel.recipes.base import Recipe, with_preset
 from dreamreel.recipes.overrides import number_or_schedule
 from dreamreel.recipes.seeds import SEED_MODES
+from dreamreel.render.samplers import PRESETS
 
 F = Callable[..., Any]
 SCHEDULE_HELP = "a number or keyframes like '0:(1.02), 30:(1.0+0.01*sin(t/5))'"
@@ -62,6 +63,22 @@ model_options = options(
         help="torch.compile UNet and VAE (CUDA graphs on a GPU): same pictures within fp16 rounding; "
         "the first frame compiles for a minute or two, later ones run ~3x faster on a GPU.",
     ),
+    click.option(
+        "--preset",
+        type=click.Choice(list(PRESETS)),
+        help="Few-step settings (steps, guidance, scheduler; given options win): "
+        + "; ".join(f"{p.name}: {p.steps} steps, guidance {p.guidance:g}, {p.scheduler} ({p.models})" for p in PRESETS.values())
+        + ".",
+    ),
+    click.option(
+        "--offload",
+        type=click.Choice(["none", "model", "sequential"]),
+        help="Small GPUs: model keeps only the working component on the GPU (text encoders leave after "
+        "encoding); sequential streams layer by layer (least memory, slowest). Same pictures. Default none.",
+    ),
+    click.option(
+        "--vae-tiling", is_flag=True, default=None, help="Decode large pictures in tiles (less GPU memory)."
+    ),
     click.option("--quiet", is_flag=True, help="No progress bars."),
     click.option("--debug", is_flag=True, help="Show tracebacks."),
 )
@@ -91,6 +108,19 @@ seed_loop_options = options(
 
 # Still pictures: plain numbers for steps and guidance, the picture, a seed loop into a folder.
 still_options = options(steps_option, guidance_option, picture_options, seed_loop_options)
+
+# ControlNets (txt2img, img2img): what each follows, how strongly, and during which steps.
+control_options = options(
+    click.option(
+        "--controlnet",
+        multiple=True,
+        help="KIND:FILE[:WEIGHT] (repeatable): KIND canny (OpenCV edges of the picture), tile (the picture "
+        "itself) or image (--control-image as it is); FILE a ControlNet .safetensors, diffusers folder or tiny.",
+    ),
+    click.option("--control-image", help="The picture the ControlNets follow (txt2img; kind image)."),
+    click.option("--control-start", type=float, help="Fraction of the steps before ControlNets act (default 0)."),
+    click.option("--control-end", type=float, help="Fraction of the steps after which they stop (default 1)."),
+)
 
 video_options = options(
     click.option("--output", "-o", required=True, help="The video: NAME.mp4, .webm or .gif (run folder NAME.run/)."),
@@ -125,4 +155,4 @@ def recipe_options(recipe_cls: type[Recipe], given: dict[str, Any], **fixed: Any
             value = number_or_schedule(value)
         fields[name] = value
     fields.update(fixed)
-    return recipe_cls(**fields)
+    return recipe_cls(**with_preset(fields))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.jobs import img2img, interpolate, sweep, txt2img, vid2vid, zoom
+from dreamreel.jobs import animate, img2img, interpolate, sweep, txt2img, vid2vid, zoom
 from dreamreel.jobs.protocol import Job
 from dreamreel.recipes.base import Recipe
 
@@ -20,6 +20,7 @@ JOBS: dict[str, Job[Any]] = {
         vid2vid.JOB,
         zoom.JOB,
         interpolate.JOB,
+        animate.JOB,
     )
 }
 

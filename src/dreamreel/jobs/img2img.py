@@ -32,6 +32,9 @@ class Img2ImgRecipe(Txt2ImgRecipe):
             raise DreamreelError("img2img needs --image")
         open_image_checked(self.image)
 
+    def has_source_picture(self) -> bool:
+        return True
+
     def announcement(self) -> str:
         run = int(self.steps * self.strength)
         return f"strength {self.strength} of {self.steps} steps: {run} denoising steps run"
@@ -43,16 +46,18 @@ def plan(recipe: Img2ImgRecipe) -> Plan:
 
 def frames(context: Context[Img2ImgRecipe]) -> Iterator[Frame]:
     """The picture is loaded, fitted and VAE-encoded once for every seed."""
+    from dreamreel.jobs.control import control_pictures
     from dreamreel.media.pictures import load_image, resize_image, to_unit_tensor
     from dreamreel.render.renderer import Renderer
 
     model, recipe = context.model, context.recipe
     picture = load_image(recipe.image)
     width, height = target_size(model, picture.size, recipe.width, recipe.height)
-    init = to_unit_tensor([resize_image(picture, width, height, recipe.resize)])  # type: ignore[arg-type]
+    fitted = resize_image(picture, width, height, recipe.resize)  # type: ignore[arg-type]
     return render_seeds(
         model, Renderer(model, recipe.scheduler), recipe, context.wanted, width=width, height=height,
-        on_step=context.on_step, init=init, strength=recipe.strength,
+        on_step=context.on_step, init=to_unit_tensor([fitted]), strength=recipe.strength,
+        control=control_pictures(model, recipe, fitted, width, height),
     )  # fmt: skip
 
 

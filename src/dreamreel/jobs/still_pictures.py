@@ -75,6 +75,7 @@ def render_seeds(
     on_step: StepCallback | None = None,
     init: torch.Tensor | None = None,
     strength: float | None = None,
+    control: list[torch.Tensor] | None = None,
 ) -> Iterator[Frame]:
     """One Frame per wanted position of ``recipe.seeds`` (txt2img, or img2img from ``init``
     [1, 3, H, W] in [0, 1]); ``frame.index`` is the position.
@@ -82,8 +83,10 @@ def render_seeds(
     Seeds go through the UNet ``recipe.batch`` at a time, in fixed batches (render.fixed_batches);
     each keeps its own generator, so the pictures equal one-at-a-time rendering within rounding.
     """
+    from dreamreel.jobs.control import control_infotext, control_input
     from dreamreel.render.renderer import effective_steps, fixed_batches
 
+    extra = control_infotext(model, recipe) if control is not None else None  # type: ignore[arg-type]
     conditioning = renderer.encode(recipe.prompt, recipe.negative)
     facts: dict[str, Any] = {"model_hash": model.model_hash}
     if strength is not None:
@@ -102,6 +105,7 @@ def render_seeds(
             init_images=None if init is None else init.expand(len(chunk), -1, -1, -1),
             strength=strength,
             on_step=on_step,
+            control=control_input(model, recipe, control, len(chunk)),  # type: ignore[arg-type]
         )
         for position, seed, image in zip(batch, chunk, tensor_to_pil(pictures), strict=True):
             if position not in keep:
@@ -109,6 +113,6 @@ def render_seeds(
             single = recipe.replace(seeds=[seed], width=width, height=height, scheduler=renderer.scheduler_name)
             parameters = infotext(
                 model, renderer, prompt=single.prompt, negative=single.negative, steps=single.steps,
-                guidance=single.guidance, seed=seed, width=width, height=height, strength=strength,
+                guidance=single.guidance, seed=seed, width=width, height=height, strength=strength, extra=extra,
             )  # fmt: skip
             yield Frame(index=position, seed=seed, image=image, recipe=single, parameters=parameters, facts=facts)

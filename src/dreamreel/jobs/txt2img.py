@@ -9,10 +9,11 @@ from typing import ClassVar
 from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.jobs.still_pictures import render_seeds
 from dreamreel.recipes.base import SeedLoopRecipe
+from dreamreel.recipes.control import ControlRecipe
 
 
 @dataclass(frozen=True, kw_only=True)
-class Txt2ImgRecipe(SeedLoopRecipe):
+class Txt2ImgRecipe(SeedLoopRecipe, ControlRecipe):
     """Text to image, one PNG per seed."""
 
     job: ClassVar[str] = "txt2img"
@@ -23,13 +24,14 @@ def plan(recipe: Txt2ImgRecipe) -> Plan:
 
 
 def frames(context: Context[Txt2ImgRecipe]) -> Iterator[Frame]:
+    from dreamreel.jobs.control import control_pictures
     from dreamreel.render.renderer import Renderer
 
     model, recipe = context.model, context.recipe
+    width, height = recipe.width or model.native_size, recipe.height or model.native_size
     return render_seeds(
-        model, Renderer(model, recipe.scheduler), recipe, context.wanted,
-        width=recipe.width or model.native_size, height=recipe.height or model.native_size,
-        on_step=context.on_step,
+        model, Renderer(model, recipe.scheduler), recipe, context.wanted, width=width, height=height,
+        on_step=context.on_step, control=control_pictures(model, recipe, None, width, height),
     )  # fmt: skip
 
 

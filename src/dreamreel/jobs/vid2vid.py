@@ -29,6 +29,7 @@ from dreamreel.recipes.base import (
     check_choice,
     check_seed_settings,
 )
+from dreamreel.recipes.control import ControlRecipe
 from dreamreel.recipes.seeds import random_seeds
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ COLOR_MATCH_MODES = ("none", "source", "first")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Vid2VidRecipe(VideoRecipe):
+class Vid2VidRecipe(VideoRecipe, ControlRecipe):
     """Every frame of a video through img2img; the source's rate, timestamps and sound kept.
 
     ``fps`` None keeps the source's exact timing (a number retimes the frames to that rate). Sizes:
@@ -66,6 +67,9 @@ class Vid2VidRecipe(VideoRecipe):
     feedback: Schedulable = 0.0  # blend the previous output into the next input by this much
     batch: int = 1
     mute: bool = False  # leave the source's sound out
+
+    def has_source_picture(self) -> bool:
+        return True
 
     def check(self) -> None:
         if not self.video:
@@ -142,6 +146,7 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
     --color-match first) come from the history: exact 8-bit pictures, so a resume continues exactly."""
     import torch
 
+    from dreamreel.jobs.control import control_infotext, frame_controls
     from dreamreel.jobs.still_pictures import infotext, target_size
     from dreamreel.media.pictures import quantize, resize_image, tensor_to_pil, to_unit_tensor
     from dreamreel.media.treatments import color_match
@@ -170,7 +175,8 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
     for batch in batches:
         chunk = [next(numbered) for _ in batch]
         v = values[chunk[0][0]]  # the same steps, strength and guidance for the whole chunk
-        sources = to_unit_tensor([resize_image(f.image, width, height, "crop") for _, f in chunk])
+        fitted = [resize_image(f.image, width, height, "crop") for _, f in chunk]
+        sources = to_unit_tensor(fitted)
         # with --batch > 1 feedback is 0 throughout (checked): no frame needs the one before it in a chunk
         inputs = [
             _fed(sources[j : j + 1], previous, values[i]["feedback"]) for j, (i, _) in enumerate(chunk)
@@ -179,6 +185,7 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
         pictures = renderer.generate(
             [conditioning] * len(chunk), seeds, steps=v["steps"], guidance=v["guidance"], width=width,
             height=height, init_images=torch.cat(inputs), strength=v["strength"], on_step=context.on_step,
+            control=frame_controls(model, recipe, fitted),  # ControlNets: from each source frame
         )  # fmt: skip
         for j, ((index, frame), seed) in enumerate(zip(chunk, seeds, strict=True)):
             output = quantize(pictures[j : j + 1])
@@ -197,7 +204,7 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
             parameters = infotext(
                 model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=frame_values["steps"],
                 guidance=frame_values["guidance"], seed=seed, width=width, height=height,
-                strength=frame_values["strength"], extra={"Frame": index},
+                strength=frame_values["strength"], extra={"Frame": index, **control_infotext(model, recipe)},
             )  # fmt: skip
             yield Frame(
                 index=index,

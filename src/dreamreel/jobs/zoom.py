@@ -40,6 +40,7 @@ from dreamreel.recipes.base import (
     check_frames,
     check_seed_settings,
 )
+from dreamreel.recipes.control import ControlRecipe
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,7 @@ STARTS = ("noise", "txt2img")  # or the path of an image
 
 
 @dataclass(frozen=True, kw_only=True)
-class ZoomRecipe(VideoRecipe):
+class ZoomRecipe(VideoRecipe, ControlRecipe):
     """The feedback zoom film; defaults follow the guide (seed 1, guidance 8.5, strength 0.5, 50 steps)."""
 
     job: ClassVar[str] = "zoom"
@@ -85,6 +86,9 @@ class ZoomRecipe(VideoRecipe):
     contrast: Schedulable = 1.0
     noise: Schedulable = 0.0
     start: str = "noise"  # noise | txt2img | path of an image
+
+    def has_source_picture(self) -> bool:
+        return True  # each frame's img2img input (the warped previous frame)
 
     def check(self) -> None:
         check_frames(self.frames)
@@ -257,6 +261,7 @@ def _render_frame(
     width: int,
     height: int,
 ) -> tuple[Frame, torch.Tensor]:
+    from dreamreel.jobs.control import control_infotext, picture_control
     from dreamreel.jobs.still_pictures import infotext
     from dreamreel.media.pictures import quantize, tensor_to_pil
     from dreamreel.render.renderer import effective_steps
@@ -276,11 +281,13 @@ def _render_frame(
     output = renderer.generate(
         [cond], [seed], steps=steps, guidance=guidance, width=width, height=height, init_images=init,
         strength=strength, on_step=context.on_step,
+        control=picture_control(model, recipe, init),  # ControlNets: from the warped input
     )  # fmt: skip
     picture = quantize(output)  # what goes forward is exactly what the PNG holds
     parameters = infotext(
         model, renderer, prompt=prompt, negative=recipe.negative, steps=steps, guidance=guidance,
-        seed=seed, width=width, height=height, strength=strength, extra={"Frame": index},
+        seed=seed, width=width, height=height, strength=strength,
+        extra={"Frame": index, **(control_infotext(model, recipe) if init is not None else {})},
     )  # fmt: skip
     facts: dict[str, Any] = {
         "frame": index,

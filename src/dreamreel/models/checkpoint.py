@@ -27,6 +27,8 @@ KEY_XL_LABEL_EMB = UNET_PREFIX + "label_emb.0.0.weight"
 KEY_SD1_CLIP = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
 KEY_SD2_CLIP = "cond_stage_model.model.token_embedding.weight"
 KEY_XL_CLIP_G = "conditioner.embedders.1.model.token_embedding.weight"
+# The SDXL refiner has OpenCLIP-G alone, as embedder 0, and a UNet that reads an aesthetic score
+KEY_REFINER_CLIP_G = "conditioner.embedders.0.model.token_embedding.weight"
 
 ARCH_LABELS = {
     "sd1": "SD 1.x",
@@ -53,6 +55,11 @@ def detect_architecture(shapes: dict[str, list[int]], name: str = "checkpoint") 
         raise DreamreelError(
             f"{name!r} has a UNet with {in_channels} input channels (an inpainting or other special model); "
             "only plain 4-channel text-to-image checkpoints load"
+        )
+    if KEY_REFINER_CLIP_G in shapes:
+        raise DreamreelError(
+            f"{name!r} is an SDXL refiner, which only finishes another model's pictures; "
+            "use an SDXL base model (then img2img with a low --strength refines)"
         )
     if KEY_XL_LABEL_EMB in shapes or KEY_XL_CLIP_G in shapes:
         if KEY_XL_CLIP_G not in shapes:
@@ -98,12 +105,12 @@ def load_checkpoint(
     components: dict[str, Any] = {
         "unet": unet,
         "vae": load_vae_weights(state, folder / "vae", name),
-        "scheduler": _scheduler(folder),
-        "safety_checker": None,
+        "scheduler": scheduler_from_folder(folder),
         "feature_extractor": None,
         "image_encoder": None,
     }
-    if arch == "sdxl":
+    if arch == "sdxl":  # what StableDiffusionXLPipeline takes (it has no safety checker)
+        components["force_zeros_for_empty_prompt"] = True
         components["text_encoder"] = _load_clip(state, folder / "text_encoder", "clip", name)
         components["text_encoder_2"] = _load_clip(state, folder / "text_encoder_2", "open_clip_xl", name)
         components["tokenizer"] = _tokenizer(folder / "tokenizer")
@@ -112,6 +119,7 @@ def load_checkpoint(
         kind = "clip" if arch == "sd1" else "open_clip"
         components["text_encoder"] = _load_clip(state, folder / "text_encoder", kind, name)
         components["tokenizer"] = _tokenizer(folder / "tokenizer")
+        components["safety_checker"] = None
     return components
 
 
@@ -205,7 +213,8 @@ def _tokenizer(folder: Path) -> Any:
     return build_clip_tokenizer(pad_token=config["pad_token"])
 
 
-def _scheduler(folder: Path) -> Any:
+def scheduler_from_folder(folder: Path) -> Any:
+    """The scheduler of a shipped config folder (its ``scheduler/scheduler_config.json``)."""
     import diffusers
 
     config = diffusers.PNDMScheduler.load_config(folder / "scheduler")

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
+OFFLOAD_MODES = ("none", "model", "sequential")
 MODEL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+BUILT_IN = ("tiny", "tiny-xl")  # random miniatures built offline (tiny.py): SD 1.x and SDXL
 
 
 @dataclass
@@ -38,6 +40,9 @@ class LoadedModel:
     source_file: Path | None = None  # a single-file checkpoint
     vae_file: Path | None = None  # --vae
     loras: list[Any] = field(default_factory=list)  # lora.AppliedLora, in the order applied
+    controls: list[Any] = field(default_factory=list)  # controlnet.ControlSpec of components["controlnet"]
+    motion_adapter: str | None = None  # the spec of components["motion_adapter"]
+    offloader: Any = None  # offload.Offloader under --offload model/sequential
     _hash: str | None = field(default=None, repr=False)
     _extras: dict[str, str] | None = field(default=None, repr=False)
 
@@ -49,11 +54,17 @@ class LoadedModel:
         parameter = next(iter(components["unet"].parameters()))
         return cls(spec=name, components=components, device=parameter.device, dtype=parameter.dtype)
 
+    def use(self, name: str) -> Any:
+        """The network ``name`` ready to run: on the compute device (``--offload`` moves it there now)."""
+        if self.offloader is None:
+            return self.components[name]
+        return self.offloader.use(self.components, name)
+
     @property
     def name(self) -> str:
         """Short model name for metadata (A1111 writes the checkpoint's file stem)."""
-        if self.spec == "tiny":
-            return "tiny"
+        if self.spec in BUILT_IN:
+            return self.spec
         if self.source_file is not None:
             return self.source_file.stem
         return Path(self.spec.rstrip("/")).name
@@ -110,7 +121,7 @@ def _unet_weights_file(spec: str) -> Path | None:
     """The one weights file of a diffusers folder's (or cached hub snapshot's) UNet, if there is one."""
     folder = Path(spec).expanduser()
     if not folder.is_dir():
-        if spec == "tiny" or folder.is_file():
+        if spec in BUILT_IN or folder.is_file():
             return None
         try:
             from dreamreel.models.hub import cached_snapshot
@@ -144,7 +155,7 @@ def weights_hash(module: Any) -> str:
 
 def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
     """Refuse a spec that cannot possibly load, reading at most file headers (no torch, no weights)."""
-    if spec == "tiny":
+    if spec in BUILT_IN:
         return
     path = Path(spec).expanduser()
     if path.exists():
@@ -167,13 +178,52 @@ def check_model_spec(spec: str, *, allow_unsafe_pickle: bool = False) -> None:
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
+def model_family(spec: str) -> str | None:
+    """'sd1', 'sd2' or 'sdxl' from what is on disk without loading weights (built-ins, safetensors
+    headers, a folder's or cached snapshot's configs); None when it cannot be told that way."""
+    import json
+
+    if spec in BUILT_IN:
+        return "sdxl" if spec == "tiny-xl" else "sd1"
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            return None
+        arch = detect_architecture(safetensors_keys(path), spec)
+        return "sd2" if arch.startswith("sd2") else arch
+    folder: Path | None = path if path.is_dir() else None
+    if folder is None and spec.count("/") == 1:
+        from dreamreel.models.hub import cached_snapshot
+
+        try:
+            folder = cached_snapshot(spec)
+        except Exception:  # not a usable hub id: nothing to tell
+            return None
+    if folder is None or not (folder / "model_index.json").is_file():
+        return None
+    index = _read_index(folder)
+    if "text_encoder_2" in index or "XL" in str(index.get("_class_name", "")):
+        return "sdxl"
+    try:
+        config = json.loads((folder / "text_encoder" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {768: "sd1", 1024: "sd2"}.get(config.get("hidden_size"))
+
+
 def check_diffusers_folder(path: Path, *, allow_unsafe_pickle: bool = False) -> None:
     """A diffusers folder: model_index.json, and safetensors weights in every model subfolder."""
     if not (path / "model_index.json").is_file():
         raise DreamreelError(f"model folder {str(path)!r} has no model_index.json; is it a diffusers folder?")
     from dreamreel.models.hub import check_pipeline_index
 
-    check_pipeline_index(str(path), _read_index(path))  # custom code is refused before anything loads
+    index = _read_index(path)
+    check_pipeline_index(str(path), index)  # custom code is refused before anything loads
+    if index.get("requires_aesthetics_score") or ("text_encoder_2" in index and not (index.get("text_encoder") or [None])[0]):
+        raise DreamreelError(
+            f"model folder {str(path)!r} is an SDXL refiner, which only finishes another model's pictures; "
+            "use an SDXL base model"
+        )
     for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
         folder = path / sub
         if not (folder / "config.json").is_file():
@@ -228,24 +278,41 @@ def load_model(
     allow_unsafe_pickle: bool = False,
     quiet: bool = False,
     compile: bool = False,
+    controlnet: Sequence[str] = (),
+    motion_adapter: str | None = None,
+    offload: str = "none",
+    vae_tiling: bool = False,
 ) -> LoadedModel:
     """Load a model by spec onto a device: ``tiny``, a diffusers folder, a single-file checkpoint,
     or a Hugging Face id (from the local cache when offline); then swap in ``vae`` (a file) and
-    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each)."""
+    merge ``loras`` (``FILE`` or ``FILE:WEIGHT`` each). ``offload`` (offload.py) keeps the networks
+    in CPU memory until they work; ``vae_tiling`` decodes and encodes in tiles. ``controlnet``
+    (``KIND:FILE[:WEIGHT]`` each) adds ``components["controlnet"]`` and ``motion_adapter`` (FILE, FOLDER
+    or tiny) adds ``components["motion_adapter"]``, so diffusers' ControlNet and AnimateDiff pipelines
+    can be built from exactly what dreamreel renders with."""
+    if offload not in OFFLOAD_MODES:
+        raise DreamreelError(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_MODES)}")
     from dreamreel.models.lora import apply_loras, parse_lora_specs
 
     check_model_spec(spec, allow_unsafe_pickle=allow_unsafe_pickle)
+    control_specs, adapter_spec = _check_extras(spec, controlnet, motion_adapter, allow_unsafe_pickle)
     if vae is not None:
         check_weights_file(vae, allow_unsafe_pickle=allow_unsafe_pickle, what="VAE file")
     lora_specs = parse_lora_specs(loras, allow_unsafe_pickle=allow_unsafe_pickle)
+    motion_loras = []
+    if adapter_spec is not None:  # motion LoRAs go into the motion adapter, not the UNet
+        from dreamreel.models.motion import is_motion_lora
+
+        motion_loras = [s for s in lora_specs if is_motion_lora(s.path)]
+        lora_specs = [s for s in lora_specs if s not in motion_loras]
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     path = Path(spec).expanduser()
     source_file = None
-    if spec == "tiny":
-        from dreamreel.models.tiny import build_tiny_components
+    if spec in BUILT_IN:
+        from dreamreel.models.tiny import build_tiny_components, build_tiny_xl_components
 
-        components = build_tiny_components()
+        components = build_tiny_components() if spec == "tiny" else build_tiny_xl_components()
     elif path.is_file():
         from dreamreel.models.checkpoint import load_checkpoint, sidecar_v_prediction
         from dreamreel.models.safety import load_weights
@@ -264,8 +331,71 @@ def load_model(
     if lora_specs:
         _ = model.model_hash  # the base model's hash, before LoRAs change the weights
         model.loras = apply_loras(components, lora_specs)
-    place_model(components, torch_device, torch_dtype, compile=compile)
+    _add_extras(model, control_specs, adapter_spec, allow_unsafe_pickle, motion_loras)  # from the stock UNet
+    if offload == "none":
+        place_model(components, torch_device, torch_dtype, compile=compile)
+    else:
+        from dreamreel.models.offload import Offloader
+
+        _ = model.model_hash  # hashed where the weights are plain tensors, before any hooks
+        # stored in CPU memory, stock layouts (prepacked CPU weights could not move to a GPU)
+        place_model(components, resolve_device("cpu"), torch_dtype, prepack=False)
+        model.offloader = Offloader(offload, torch_device)
+        model.offloader.attach(components)
+    if vae_tiling:
+        components["vae"].enable_tiling()
     return model
+
+
+def _check_extras(
+    spec: str, controlnet: Sequence[str], motion_adapter: str | None, allow_unsafe_pickle: bool
+) -> tuple[list[Any], str | None]:
+    from dreamreel.models.controlnet import parse_controlnet_specs
+
+    controls = parse_controlnet_specs(list(controlnet), allow_unsafe_pickle=allow_unsafe_pickle, model=spec)
+    if motion_adapter is not None:
+        from dreamreel.models.motion import check_motion_adapter
+
+        check_motion_adapter(motion_adapter, spec)
+    return controls, motion_adapter
+
+
+def _add_extras(
+    model: LoadedModel, controls: list[Any], adapter: str | None, allow_unsafe_pickle: bool, motion_loras: list[Any]
+) -> None:
+    """ControlNets and a motion adapter, built for the loaded UNet and placed beside it."""
+    components = model.components
+    if controls:
+        from dreamreel.models.controlnet import controlnet_component, load_controlnet
+
+        unet = components["unet"]
+        nets = [load_controlnet(c, unet, allow_unsafe_pickle=allow_unsafe_pickle) for c in controls]
+        components["controlnet"] = controlnet_component(nets).to(model.device, model.dtype)
+        model.controls = controls
+    if adapter is not None:
+        from dreamreel.models.motion import load_motion_adapter
+
+        motion = load_motion_adapter(adapter, model.spec)
+        if motion_loras:
+            from dreamreel.models.lora import apply_loras
+
+            _ = model.model_hash
+            model.loras += apply_loras({"unet": motion}, motion_loras)
+        components["motion_adapter"] = motion.to(model.device, model.dtype)
+        model.motion_adapter = adapter
+
+
+def _upcasts(components: dict[str, Any], dtype: torch.dtype) -> bool:
+    """diffusers decodes SDXL's VAE in fp32 when the model runs in fp16 (``force_upcast``: it overflows)."""
+    import torch
+
+    vae = components.get("vae")
+    return (
+        components.get("text_encoder_2") is not None
+        and dtype == torch.float16
+        and vae is not None
+        and bool(getattr(vae.config, "force_upcast", False))
+    )
 
 
 def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
@@ -279,6 +409,10 @@ def load_model_for(recipe: Any, *, quiet: bool = False) -> LoadedModel:
         allow_unsafe_pickle=recipe.allow_unsafe_pickle,
         quiet=quiet,
         compile=recipe.compile,
+        controlnet=getattr(recipe, "controlnet", ()),
+        motion_adapter=getattr(recipe, "motion_adapter", None),
+        offload=recipe.offload,
+        vae_tiling=recipe.vae_tiling,
     )
 
 
@@ -290,6 +424,7 @@ def place_model(
     channels_last: bool | None = None,
     compile: bool = False,
     prepack: bool = True,
+    keep_vae_fp32: bool | None = None,
 ) -> None:
     """Move the networks to ``device``/``dtype`` in the memory layout that runs them fastest.
 
@@ -302,13 +437,17 @@ def place_model(
     in place (opt-in: the first call compiles for minutes on a CPU; it pays off over long runs).
     On CPUs without ``compile``, convolutions keep their weights in oneDNN's layout and linear layers
     run on oneDNN's matmul, not MKL's (prepack.py;
-    ``prepack=False`` leaves them stock).
+    ``prepack=False`` leaves them stock). An SDXL VAE stays fp32 under fp16 (``keep_vae_fp32``, by
+    default where diffusers' SDXL pipelines upcast it): it overflows in fp16.
     """
     import torch
 
+    if keep_vae_fp32 is None:
+        keep_vae_fp32 = _upcasts(components, dtype)
     for key in MODEL_PARTS:
         if components.get(key) is not None:
-            components[key].to(device=device, dtype=dtype)
+            fp32 = key == "vae" and keep_vae_fp32
+            components[key].to(device=device, dtype=torch.float32 if fp32 else dtype)
     nhwc = {
         "unet": device.type == "cuda" if channels_last is None else channels_last,
         "vae": device.type in ("cpu", "cuda") if channels_last is None else channels_last,
@@ -318,7 +457,7 @@ def place_model(
             components[key].to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
     from dreamreel.models.prepack import prepack_convolutions, prepack_linears, unpack_convolutions
 
-    for key in ("unet", "vae", "text_encoder"):
+    for key in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if components.get(key) is not None:
             unpack_convolutions(components[key])
             if device.type == "cpu" and not compile and prepack:
@@ -411,6 +550,8 @@ def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pi
 
 def _components(pipe: Any) -> dict[str, Any]:
     components = dict(pipe.components)
+    if "text_encoder_2" in components:  # SDXL: the pipeline setting its constructor takes
+        components["force_zeros_for_empty_prompt"] = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
     for key in MODEL_PARTS:
         if components.get(key) is not None:
             components[key].eval().requires_grad_(False)

@@ -111,6 +111,67 @@ class _Pair:
     alpha: float | None = None
 
 
+# kohya's SDXL LoRAs name UNet layers as the original (SGM) code does: input_blocks_4_1_…, with resnet
+# parts in_layers_2 / emb_layers_1 / out_layers_3. diffusers' own mapper renumbers the blocks
+# (_maybe_map_sgm_blocks_to_diffusers, which its SDXL LoRA loader uses); these renames finish the job
+# for our name index (the rest of diffusers' converter targets peft adapter names, not weights).
+_SGM_RENAMES = (
+    (re.compile(r"^lora_unet_input_blocks_0_0_"), "lora_unet_conv_in_"),
+    (re.compile(r"^lora_unet_input_blocks_"), "lora_unet_down_blocks_"),
+    (re.compile(r"^lora_unet_middle_block_"), "lora_unet_mid_block_"),
+    (re.compile(r"^lora_unet_output_blocks_"), "lora_unet_up_blocks_"),
+    (re.compile(r"^lora_unet_time_embed_0"), "lora_unet_time_embedding_linear_1"),
+    (re.compile(r"^lora_unet_time_embed_2"), "lora_unet_time_embedding_linear_2"),
+    (re.compile(r"^lora_unet_label_emb_0_0"), "lora_unet_add_embedding_linear_1"),
+    (re.compile(r"^lora_unet_label_emb_0_2"), "lora_unet_add_embedding_linear_2"),
+    (re.compile(r"^lora_unet_out_2"), "lora_unet_conv_out"),
+    (re.compile(r"_in_layers_2(?=[._])"), "_conv1"),
+    (re.compile(r"_emb_layers_1(?=[._])"), "_time_emb_proj"),
+    (re.compile(r"_out_layers_3(?=[._])"), "_conv2"),
+    (re.compile(r"_skip_connection(?=[._])"), "_conv_shortcut"),
+    (re.compile(r"_downsamplers_0_op(?=[._])"), "_downsamplers_0_conv"),
+)
+_SGM_BLOCKS = ("lora_unet_input_blocks_", "lora_unet_middle_block_", "lora_unet_output_blocks_")
+
+
+def _from_sgm_names(state: dict[str, Any], unet_config: Any) -> dict[str, Any]:
+    """kohya SDXL (SGM-named) UNet keys -> kohya keys with diffusers' module names."""
+    if not any(key.startswith(_SGM_BLOCKS) for key in state):
+        return state
+    from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+
+    mapped = _maybe_map_sgm_blocks_to_diffusers(dict(state), unet_config)
+    renamed = {}
+    for key, tensor in mapped.items():
+        for pattern, replacement in _SGM_RENAMES:
+            key = pattern.sub(replacement, key)
+        renamed[key] = tensor
+    return renamed
+
+
+def _check_family(
+    state: dict[str, Any], pairs: dict[tuple[str, str], _Pair], components: dict[str, Any], name: str
+) -> None:
+    """One line for a LoRA made for the other family: SD 1.x/2.x LoRAs on SDXL (one text encoder
+    named ``lora_te_``, or cross-attention keys of another width), SDXL LoRAs (a second text encoder)
+    on SD 1.x/2.x. Without this, names that exist in both would fail on shapes, one layer at a time."""
+    xl = components.get("text_encoder_2") is not None
+    width = components["unet"].config.cross_attention_dim
+    widths = {
+        pair.down.shape[1]
+        for (component, module), pair in pairs.items()
+        if component == "unet" and pair.down is not None and "attn2" in module and "to_k" in module
+    }
+    second_encoder = any(component == "text_encoder_2" for component, _ in pairs)
+    if xl and not second_encoder and (widths - {width} or any(k.startswith("lora_te_") for k in state)):
+        found = f" (cross-attention width {min(widths)})" if widths - {width} else ""
+        raise DreamreelError(
+            f"LoRA {name!r} is for SD 1.x/2.x{found}, but this model is SDXL; use an SDXL LoRA"
+        )
+    if not xl and second_encoder:
+        raise DreamreelError(f"LoRA {name!r} is for SDXL (two text encoders), but this model is SD 1.x/2.x")
+
+
 def _group(state: dict[str, Any], name: str) -> dict[tuple[str, str], _Pair]:
     """(component, module name) -> down/up/alpha, whatever the file's naming scheme."""
     for marker, kind in UNSUPPORTED.items():
@@ -178,7 +239,16 @@ def apply_loras(components: dict[str, Any], specs: Sequence[LoraSpec]) -> list[A
     indexes: dict[str, dict[str, Any]] = {}
     for spec in specs:
         state = load_weights(spec.path, allow_unsafe_pickle=True)  # already vetted by parse_lora_specs
+        motion = any("motion_modules" in key for key in state)  # AnimateDiff motion LoRA: adapter names
+        if motion:
+            from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+
+            state = convert_animatediff_checkpoint_to_diffusers(state)
+        elif components.get("text_encoder_2") is not None:
+            state = _from_sgm_names(state, components["unet"].config)
         pairs = _group(state, spec.path.name)
+        if not motion:
+            _check_family(state, pairs, components, spec.path.name)
         unmatched: list[str] = []
         targets = []
         for (component, module_name), pair in pairs.items():

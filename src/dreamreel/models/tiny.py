@@ -102,3 +102,89 @@ def sd1_components(unet: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> di
         "feature_extractor": None,
         "image_encoder": None,
     }
+
+
+# ``tiny-xl``: the SDXL architecture in miniature (two text encoders, pooled text + size/crop
+# conditioning through ``addition_embed_type="text_time"``, SDXL's VAE scaling and Euler scheduler).
+TINY_XL_REVISION = "tiny-xl-v1"
+TINY_XL_TIME_EMBED = 8  # addition_time_embed_dim: each of the six size/crop numbers gets 8 features
+TINY_XL_TEXT_WIDTH = 32  # hidden size of each text encoder; the UNet sees both concatenated
+
+
+def build_tiny_xl_components() -> dict[str, Any]:
+    """The components dict ``StableDiffusionXLPipeline(**components)`` takes, random but fixed."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from dreamreel.models.checkpoint import config_dir, scheduler_from_folder
+    from dreamreel.models.tokenizer import CLIP_MAX_LENGTH, build_clip_tokenizer
+
+    tokenizer = build_clip_tokenizer()
+    tokenizer_2 = build_clip_tokenizer(pad_token="!")  # SDXL's OpenCLIP tokenizer pads with "!"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        unet = UNet2DConditionModel(
+            sample_size=TINY_SAMPLE_SIZE,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            transformer_layers_per_block=(1, 2),
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=TINY_XL_TIME_EMBED,
+            projection_class_embeddings_input_dim=6 * TINY_XL_TIME_EMBED + TINY_XL_TEXT_WIDTH,
+            cross_attention_dim=2 * TINY_XL_TEXT_WIDTH,
+            norm_num_groups=8,
+        )
+        torch.manual_seed(TINY_SEED)
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 32, 32, 32),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=TINY_SAMPLE_SIZE * 8,
+            scaling_factor=0.13025,  # SDXL's
+            force_upcast=True,  # SDXL's VAE overflows in fp16: diffusers decodes it in fp32
+        )
+        encoders = []
+        for cls, act in ((CLIPTextModel, "quick_gelu"), (CLIPTextModelWithProjection, "gelu")):
+            torch.manual_seed(TINY_SEED)
+            config = CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=TINY_XL_TEXT_WIDTH,
+                intermediate_size=37,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                max_position_embeddings=CLIP_MAX_LENGTH,
+                layer_norm_eps=1e-5,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                projection_dim=TINY_XL_TEXT_WIDTH,
+                hidden_act=act,
+            )
+            encoders.append(cls(config))
+    modules: list[Any] = [unet, vae, *encoders]
+    for module in modules:
+        module.eval().requires_grad_(False)
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": encoders[0],
+        "text_encoder_2": encoders[1],
+        "tokenizer": tokenizer,
+        "tokenizer_2": tokenizer_2,
+        "scheduler": scheduler_from_folder(config_dir("sdxl")),  # SDXL base's Euler, leading spacing
+        "image_encoder": None,
+        "feature_extractor": None,
+        "force_zeros_for_empty_prompt": True,  # SDXL base's: an empty negative prompt is all zeros
+    }

@@ -25,11 +25,18 @@ from typing import Any, ClassVar, TypeVar
 from dreamreel.errors import DreamreelError
 from dreamreel.keyframes import Schedule, parse_schedule
 from dreamreel.media.pictures import check_size
-from dreamreel.models.loading import DEFAULT_MODEL, DEVICES, DTYPES, check_model_spec
+from dreamreel.models.loading import (
+    DEFAULT_MODEL,
+    DEVICES,
+    DTYPES,
+    OFFLOAD_MODES,
+    check_model_spec,
+    model_family,
+)
 from dreamreel.models.lora import parse_lora_specs
 from dreamreel.models.safety import check_weights_file
 from dreamreel.recipes.seeds import check_seed, check_seed_mode, frame_seed, random_seeds
-from dreamreel.render.samplers import canonical_scheduler_name
+from dreamreel.render.samplers import PRESETS, canonical_scheduler_name, check_preset_fits, preset_named
 
 MAX_STEPS = 10_000
 MAX_BATCH = 64
@@ -90,6 +97,17 @@ STRENGTH = Scheduled("strength", 0, 1)
 UNIT = ("color_strength", "feedback", "blend_back")  # settings that are fractions from 0 to 1
 
 
+def with_preset(settings: dict[str, Any]) -> dict[str, Any]:
+    """Recipe settings with a ``preset``'s steps, guidance and scheduler filled in where not given."""
+    settings = dict(settings)
+    name = settings.get("preset")
+    if isinstance(name, str) and name in PRESETS:  # an unknown name is check()'s one-line error
+        for key, value in PRESETS[name].settings().items():
+            if settings.get(key) is None:
+                settings[key] = value
+    return settings
+
+
 @functools.lru_cache(maxsize=512)
 def parsed_schedule(value: Schedulable, flag: str) -> Schedule:
     return parse_schedule(value, flag)
@@ -116,6 +134,9 @@ class Recipe:
     loras: list[str] = field(default_factory=list)  # "FILE" or "FILE:WEIGHT", merged in order
     allow_unsafe_pickle: bool = False  # load pickle weights with torch.load(weights_only=True)
     compile: bool = False  # torch.compile the UNet (same pictures; pays off on long runs, mostly GPUs)
+    preset: str | None = None  # few-step settings (render.samplers.PRESETS); fills what is not given
+    offload: str = "none"  # none | model | sequential: components on the GPU only while they work
+    vae_tiling: bool = False  # decode (and encode) large pictures in tiles: less memory, same size
 
     # -- checks (pure) ------------------------------------------------------------------------
 
@@ -144,7 +165,11 @@ class Recipe:
             raise DreamreelError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.dtype not in DTYPES:
             raise DreamreelError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        for name in ("compile", "allow_unsafe_pickle"):
+        if self.preset is not None:
+            preset_named(self.preset)
+        if self.offload not in OFFLOAD_MODES:
+            raise DreamreelError(f"unknown --offload {self.offload!r}; choose one of {', '.join(OFFLOAD_MODES)}")
+        for name in ("compile", "allow_unsafe_pickle", "vae_tiling"):
             if not isinstance(getattr(self, name), bool):
                 raise DreamreelError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.loras, list) or not all(isinstance(x, str) for x in self.loras):
@@ -160,6 +185,8 @@ class Recipe:
         if self.vae is not None:
             check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
         parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        if self.preset is not None:
+            check_preset_fits(self.preset, model_family(self.model), self.model)
 
     def resolved(self: R) -> R:
         """A new recipe with everything left open decided (the scheduler's canonical name here)."""
@@ -255,7 +282,7 @@ class Recipe:
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
         """This class's recipe from ``data`` (its ``job`` key, if any, must name this job)."""
-        data = dict(data)
+        data = with_preset(data)
         job = data.pop("job", cls.job)
         if job != cls.job:
             raise DreamreelError(f"a {job} recipe is not a {cls.job} recipe")

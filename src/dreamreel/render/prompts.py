@@ -196,13 +196,41 @@ def encode_prompt(
     tokenizer: Any, text_encoder: Any, text: str, device: Any, dtype: Any
 ) -> tuple[torch.Tensor, TokenizedPrompt]:
     """[1, 77 * chunks, D] embeddings of a prompt, with its tokenization (for the caller's warnings)."""
+    encoded = encode_prompt_layers(tokenizer, text_encoder, text, device, dtype)
+    return encoded.embeds, encoded.tokenized
+
+
+@dataclass
+class PromptEncoding:
+    embeds: torch.Tensor  # [1, 77 * chunks, D]
+    pooled: torch.Tensor | None  # [1, P]: the projected pooled output of the first chunk (SDXL's encoder 2)
+    tokenized: TokenizedPrompt
+
+
+def encode_prompt_layers(
+    tokenizer: Any,
+    text_encoder: Any,
+    text: str,
+    device: Any,
+    dtype: Any,
+    *,
+    penultimate: bool = False,
+    tokenized: TokenizedPrompt | None = None,
+) -> PromptEncoding:
+    """A prompt's embeddings from one text encoder: its last hidden state (SD 1.x/2.x), or with
+    ``penultimate`` the layer before it without the final norm, as SDXL reads both of its encoders.
+
+    Weights scale each chunk's embeddings of this encoder and restore their mean (A1111 does it per
+    encoder for SDXL); the pooled output, which only SDXL's second encoder's projection feeds to the
+    UNet, is not weighted and comes from the first chunk, as in A1111. ``tokenized`` reuses a
+    tokenization made with the same BPE (SDXL's two tokenizers differ only in their padding id).
+    """
     import torch
 
-    text, tags = strip_extra_networks(text)
-    if tags:
-        log.warning("ignoring %s in the prompt: pass LoRA files with --lora FILE[:WEIGHT]", ", ".join(tags))
-    tokenized = tokenize_prompt(tokenizer, text)
+    if tokenized is None:
+        tokenized = tokenize_text(tokenizer, text)
     pieces = []
+    pooled = None
     use_mask = getattr(text_encoder.config, "use_attention_mask", False)
     for chunk in tokenized.chunks:
         ids = torch.tensor([chunk_ids(tokenizer, chunk)], device=device)
@@ -211,11 +239,26 @@ def encode_prompt(
             mask = torch.zeros_like(ids)
             mask[:, : len(chunk.tokens) + 2] = 1
         with torch.inference_mode():
-            embeds = text_encoder(ids, attention_mask=mask)[0]
+            output = text_encoder(ids, attention_mask=mask, output_hidden_states=penultimate)
+        embeds = output.hidden_states[-2] if penultimate else output[0]
+        if pooled is None and output[0].ndim == 2:  # CLIPTextModelWithProjection: text_embeds first
+            pooled = output[0]
         if any(w != 1.0 for w in chunk.weights):
             embeds = apply_weights(embeds, torch.tensor(chunk_weights(chunk)))
         pieces.append(embeds.to(dtype))
-    return torch.cat(pieces, dim=1), tokenized
+    return PromptEncoding(
+        embeds=torch.cat(pieces, dim=1),
+        pooled=None if pooled is None else pooled.to(dtype),
+        tokenized=tokenized,
+    )
+
+
+def tokenize_text(tokenizer: Any, text: str) -> TokenizedPrompt:
+    """The tokenization ``encode_prompt_layers`` makes of a prompt (extra-network tags warned and cut)."""
+    text, tags = strip_extra_networks(text)
+    if tags:
+        log.warning("ignoring %s in the prompt: pass LoRA files with --lora FILE[:WEIGHT]", ", ".join(tags))
+    return tokenize_prompt(tokenizer, text)
 
 
 def pad_to_chunks(embeds: torch.Tensor, chunks: int, empty: torch.Tensor) -> torch.Tensor:

@@ -380,3 +380,51 @@ def make_scheduler(name: str, base_scheduler: Any) -> Any:
     config = {k: v for k, v in base_scheduler.config.items() if k not in _SIGMA_KEYS}
     config.update(_pipeline_config_fixes(config))
     return cls.from_config(config, **choice.overrides)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings that few-step models are made for: ``--preset NAME`` fills the steps, guidance and
+    scheduler a recipe does not give (given ones win)."""
+
+    name: str
+    steps: int
+    guidance: float
+    scheduler: str
+    families: tuple[str, ...]  # model families it is made for ("sd1", "sd2", "sdxl")
+    models: str  # for the help text and the refusal
+
+    def settings(self) -> dict[str, Any]:
+        return {"steps": self.steps, "guidance": self.guidance, "scheduler": self.scheduler}
+
+
+# Guidance <= 1 runs one UNet pass a step (no unconditional pass), as these models are distilled for.
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        # SDXL-Turbo / SD-Turbo ship EulerAncestral with trailing spacing and are run without guidance
+        Preset("turbo", 4, 0.0, "Euler a SGM Uniform", ("sd2", "sdxl"), "SDXL-Turbo, SD-Turbo"),
+        # LCM-LoRA (SD 1.5, SDXL, SSD-1B) and LCM models; guidance 1 (LCM models embed --guidance instead)
+        Preset("lcm", 4, 1.0, "LCM", ("sd1", "sdxl"), "LCM-LoRA and LCM models (SD 1.5, SDXL)"),
+        # SDXL-Lightning and Hyper-SDXL (4-step LoRAs/UNets): Euler with trailing spacing, no guidance
+        Preset("lightning", 4, 0.0, "Euler SGM Uniform", ("sdxl",), "SDXL-Lightning, Hyper-SDXL (4-step)"),
+    )
+}
+FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+
+
+def preset_named(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise DreamreelError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def check_preset_fits(name: str, family: str | None, model: str) -> None:
+    """Refuse a preset on a model family it is not made for (``family`` None: not known, allowed)."""
+    preset = preset_named(name)
+    if family is not None and family not in preset.families:
+        made_for = " or ".join(FAMILY_LABELS[f] for f in preset.families)
+        raise DreamreelError(
+            f"--preset {name} is for {made_for} models ({preset.models}); {model!r} is {FAMILY_LABELS[family]}"
+        )
