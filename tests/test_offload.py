@@ -72,3 +72,19 @@ def test_sdxl_vae_stays_fp32_under_fp16():
     assert model.components["vae"].dtype == torch.float32
     assert model.components["unet"].dtype == model.components["text_encoder_2"].dtype == torch.float16
     assert load_model("tiny", device="cpu", dtype="fp16").components["vae"].dtype == torch.float16
+
+
+def test_vae_tiling_switches_itself_on_when_a_cuda_decode_would_not_fit(tiny_xl_model, monkeypatch):
+    import copy
+    from types import SimpleNamespace
+
+    renderer = Renderer(tiny_xl_model)
+    renderer.model = SimpleNamespace(device=torch.device("cuda"), vae_scale_factor=8)  # only what it reads
+    vae = copy.deepcopy(tiny_xl_model.components["vae"])
+    latents = torch.zeros(1, 4, 128, 128)  # a 1024x1024 picture: ~0.4 GB by the estimate for tiny-xl's VAE
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 2**34))
+    renderer._tile_if_it_would_not_fit(vae, latents)
+    assert not vae.use_tiling
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**27, 2**34))
+    renderer._tile_if_it_would_not_fit(vae, latents)
+    assert vae.use_tiling
