@@ -87,6 +87,7 @@ class Scheduled:
 STEPS = Scheduled("steps", 1, MAX_STEPS, integer=True)
 GUIDANCE = Scheduled("guidance", 0)
 STRENGTH = Scheduled("strength", 0, 1)
+CADENCE = Scheduled("cadence", 1, MAX_FRAMES, integer=True)  # diffuse every Nth frame (zoom, vid2vid)
 UNIT = ("color_strength", "feedback", "blend_back")  # settings that are fractions from 0 to 1
 
 
@@ -327,6 +328,16 @@ class VideoRecipe(Recipe):
         if self.fps is None:
             raise DreamreelError("this job takes its frame rate from its source")
         return parse_fps(self.fps)
+
+
+def diffused_frames(values: list[dict[str, Any]] | Any) -> list[int]:
+    """The frames a ``--cadence`` film diffuses: frame 0, then each one ``cadence`` (its value at the
+    last diffused frame) after the one before; the frames between are moved and cross-faded."""
+    frames, index = [], 0
+    while index < len(values):
+        frames.append(index)
+        index += int(values[index].get("cadence", 1))
+    return frames
 
 
 def check_seed_settings(recipe: Recipe) -> None:
