@@ -29,6 +29,7 @@ from dreamreel.recipes.base import (
     VideoRecipe,
     check_batch,
     check_choice,
+    check_interpolation,
     check_seed_settings,
     diffused_frames,
 )
@@ -131,12 +132,19 @@ def plan(recipe: Vid2VidRecipe) -> Plan:
                 f"--start {recipe.start} is past the end of {recipe.video!r} ({info.duration:.2f}s)"
             )
         raise DreamreelError(f"{recipe.video!r} has no frames between the chosen --start and --end")
-    values = recipe.checked_values(len(times))
-    facts = {"source": info}
-    if recipe.fps is not None:  # retimed: frame i at i / fps, and the source's sound no longer fits
-        return Plan(count=len(times), values=values, fps=recipe.frame_rate(), facts=facts)
     first = times[0]
     step = recipe.every / info.rate  # how long the last frame shows: one (selected) frame's time
+    if recipe.fps is None:
+        shown = [t - first for t in times]
+        gaps = [b - a for a, b in zip(shown, [*shown[1:], shown[-1] + step], strict=True)]
+        values = recipe.checked_values(len(times), times=shown, durations=gaps)
+    else:
+        values = recipe.checked_values(len(times))
+    facts = {"source": info}
+    if recipe.interpolate_to is not None and recipe.fps is None:
+        check_interpolation(recipe.interpolate_to, info.rate / recipe.every)
+    if recipe.fps is not None:  # retimed: frame i at i / fps, and the source's sound no longer fits
+        return Plan(count=len(times), values=values, fps=recipe.frame_rate(), facts=facts)
     audio = None
     if info.audio_codec and not recipe.mute and not recipe.output.lower().endswith(".gif"):  # GIF: no sound
         audio = AudioSource(recipe.video, start=first, copy=True)

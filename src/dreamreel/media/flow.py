@@ -18,6 +18,7 @@ same way whatever the thread count), which keeps a resumed run equal to an unbro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from dreamreel.errors import DreamreelError
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from PIL import Image
 
 METHODS = ("dis", "farneback")
 
@@ -154,3 +156,53 @@ def interpolate(a: np.ndarray, b: np.ndarray, weight: float, pair: FramePair) ->
     from_a = warp(a, -weight * pair.to_later)
     from_b = warp(b, -(1 - weight) * pair.to_earlier)
     return (1 - weight) * from_a + weight * from_b
+
+
+def to_array_of(picture: Image.Image) -> np.ndarray:
+    """An 8-bit picture as [H, W, 3] float32 in [0, 1]."""
+    import numpy as np
+
+    return np.asarray(picture.convert("RGB"), dtype=np.float32) / 255
+
+
+def in_between(a: Image.Image, b: Image.Image, weight: float, pair: FramePair | None = None) -> Image.Image:
+    """``interpolate`` for 8-bit pictures (``--interpolate-to``): the flow is computed unless given."""
+    import numpy as np
+    from PIL import Image
+
+    first, second = to_array_of(a), to_array_of(b)
+    pair = pair or FramePair.of(first, second)
+    middle = interpolate(first, second, weight, pair)
+    return Image.fromarray(np.clip(np.rint(middle * 255), 0, 255).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """How well a video holds together (Lai et al., ECCV 2018): the mean warping error of its
+    consecutive frames, the mean share of pixels it was measured on, and how many pairs."""
+
+    error: float
+    share: float
+    pairs: int
+
+
+def coherence(
+    outputs: Iterable[np.ndarray], sources: Iterable[np.ndarray] | None = None, method: str = "dis"
+) -> Coherence:
+    """The warping error of ``outputs`` ([H, W, 3] float pictures in [0, 1], streamed) under the
+    motion of ``sources`` (a vid2vid film's source frames at the same size), or of the outputs
+    themselves when there is no source (a zoom film: is each frame the last one moved?)."""
+    errors, shares = [], []
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    motion = iter(sources) if sources is not None else None
+    for output in outputs:
+        guide = next(motion) if motion is not None else output
+        if previous is not None:
+            pair = FramePair.of(previous[1], guide, method)
+            error, share = warping_error(previous[0], output, pair)
+            errors.append(error)
+            shares.append(share)
+        previous = (output, guide)
+    if not errors:
+        return Coherence(0.0, 0.0, 0)
+    return Coherence(sum(errors) / len(errors), sum(shares) / len(shares), len(errors))
