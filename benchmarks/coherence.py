@@ -68,6 +68,12 @@ def pan_with_disk(k: int) -> np.ndarray:
     return picture
 
 
+def pan_whole_cells(k: int) -> np.ndarray:
+    """A texture panning left 8 px a frame: exactly one latent cell, where moved noise stays white."""
+    width, height = SIZE
+    return texture(3, height, width + 400)[:, 8 * k : 8 * k + width].copy()
+
+
 def zoom_in(k: int) -> np.ndarray:
     """A texture zooming in 3 % a frame about the centre."""
     import cv2
@@ -79,7 +85,7 @@ def zoom_in(k: int) -> np.ndarray:
     return cv2.warpAffine(base, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
 
 
-VIDEOS = {"pan + occluding disk": pan_with_disk, "zoom": zoom_in}
+VIDEOS = {"pan + occluding disk": pan_with_disk, "zoom": zoom_in, "pan, 8 px (one latent cell)": pan_whole_cells}
 
 
 def write_video(path: Path, make: Any, frames: int) -> Path:
@@ -133,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--no-tiny", action="store_true", help="Only the stand-in.")
+    parser.add_argument("--videos", nargs="*", choices=list(VIDEOS), default=list(VIDEOS))
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from dreamreel.models.loading import load_model
@@ -142,10 +149,10 @@ def main() -> None:
     real = Renderer.generate
     began = time.time()
     with tempfile.TemporaryDirectory() as folder:
-        videos = {name: write_video(Path(folder) / f"{i}.mp4", make, args.frames) for i, (name, make) in
-                  enumerate(VIDEOS.items())}  # fmt: skip
+        videos = {name: write_video(Path(folder) / f"{i}.mp4", VIDEOS[name], args.frames) for i, name in
+                  enumerate(args.videos)}  # fmt: skip
         runs = [("stand-in", name) for name in videos]
-        if not args.no_tiny:
+        if not args.no_tiny and "pan + occluding disk" in videos:
             runs.append(("tiny", "pan + occluding disk"))
         print(f"warping error x1e-3 (visible share), {args.frames} frames at {SIZE[0]}x{SIZE[1]}, strength 0.5")
         for stylizer, name in runs:
