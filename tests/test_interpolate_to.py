@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from test_resume_video import video_frames
@@ -43,6 +41,22 @@ def test_interpolate_to_24_doubles_the_frames_keeps_the_duration_and_the_rendere
     assert np.abs(middle - rendered[1]).mean() > 0 and np.abs(middle - rendered[2]).mean() > 0
 
 
-def test_interpolate_to_below_the_films_rate_is_refused():
+def test_interpolate_to_below_the_films_rate_is_refused(tmp_path):
     with pytest.raises(DreamreelError, match="above the film's 12 fps"):
-        zoom(Fraction, "x.mp4", interpolate_to=10).check()
+        zoom(tmp_path, "x.mp4", interpolate_to=10).check()
+    with pytest.raises(DreamreelError, match="must be a frame rate"):
+        zoom(tmp_path, "x.mp4", interpolate_to="fast").check()
+
+
+def test_interpolate_to_keeps_a_vid2vid_films_length(tmp_path, tiny_model, samples):
+    from dreamreel.jobs.vid2vid import Vid2VidRecipe
+
+    recipe = Vid2VidRecipe(prompt="a cat", model="tiny", video=str(samples.video), end=0.2, steps=4, seed=1,
+                           width=32, height=32, interpolate_to="60000/1001", mute=True,
+                           output=str(tmp_path / "painted.mp4"))  # fmt: skip
+    run_job(recipe, model=tiny_model)
+    source = probe_video(samples.video)
+    made = probe_video(recipe.output)
+    count = len(list((recipe.run_dir / "frames").glob("*.png")))
+    assert made.frames == 2 * count
+    assert made.duration == pytest.approx(count / float(source.rate), abs=2e-3)
