@@ -3,8 +3,9 @@
 Pure Python, no torch. Semantics follow Deforum (see REFERENCE.md): literal numbers interpolate
 linearly between keyframes and hold before the first / after the last one; an expression keyframe is
 re-evaluated at every frame until the next keyframe, and a number followed by an expression runs
-linearly to the expression's value at its own keyframe. A value that uses none of ``t``, ``max_f``
-and ``s`` is a number, however it is written (``(0.5)``, ``((0.5))``, ``-(0.5)``, ``1e-3``, ``1.``,
+linearly to the expression's value at its own keyframe. With ``--audio``, ``a`` (loudness) and
+``beat`` (onset strength) are the soundtrack at the frame's time, 0..1 (media/audio.py). A value
+that uses none of ``t``, ``max_f``, ``s``, ``a`` and ``beat`` is a number, however it is written (``(0.5)``, ``((0.5))``, ``-(0.5)``, ``1e-3``, ``1.``,
 ``( 1.0 )``, ``2*pi``). Better than Deforum:
 
 - commas inside expressions work (keyframes are split by a tokenizer that respects brackets);
@@ -12,7 +13,7 @@ and ``s`` is a number, however it is written (``(0.5)``, ``((0.5))``, ``-(0.5)``
 - a keyframe past the last frame of a run is interpolated toward (Deforum drops it), so a shorter
   render is exactly the first frames of the longer film;
 - frame keys may be expressions of ``max_f`` (``max_f/2``); keyframes out of order are an error;
-- expressions go through a whitelist evaluator built on ``ast``: numbers, ``t`` ``max_f`` ``s`` ``pi``,
+- expressions go through a whitelist evaluator built on ``ast``: numbers, ``t`` ``max_f`` ``s`` ``a`` ``beat`` ``pi``,
   ``sin cos tan abs sqrt exp log min max floor ceil where``, arithmetic and comparisons. Everything
   else is refused at parse time with its character position; nothing is ever passed to ``eval``.
   All arithmetic is in floats, so no expression can build a giant integer.
@@ -33,7 +34,8 @@ MAX_NODES = 400  # syntax-tree nodes in one expression
 MAX_DEPTH = 100  # nesting depth of one expression (a+b+c+... nests to the left)
 MAX_CONST_EXPONENT = 100.0  # x ** 1000 is never meant; a non-constant exponent is checked per frame
 
-VARIABLES = ("t", "max_f", "s")
+VARIABLES = ("t", "max_f", "s", "a", "beat")
+SOUND = ("a", "beat")  # the soundtrack at the frame's time (--audio): loudness and onset strength, 0..1
 CONSTANTS = {"pi": math.pi}
 
 
@@ -286,6 +288,7 @@ class Keyframe:
 
 
 SeedOf = int | Callable[[int], int]
+Signals = Mapping[str, "list[float]"]  # per-frame values of the sound variables, by name
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,11 @@ class Schedule:
     name: str
     text: str
     keyframes: tuple[Keyframe, ...]
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The variables the schedule's values use."""
+        return frozenset().union(*(k.value.names for k in self.keyframes))
 
     @property
     def is_constant(self) -> bool:
@@ -321,8 +329,9 @@ class Schedule:
             result.append(frame)
         return result
 
-    def at(self, frame: int, *, max_f: int, seed: SeedOf = 0) -> float:
-        """The value at ``frame``; ``seed`` is the seed number or a function frame -> seed (for ``s``)."""
+    def at(self, frame: int, *, max_f: int, seed: SeedOf = 0, signals: Signals | None = None) -> float:
+        """The value at ``frame``; ``seed`` is the seed number or a function frame -> seed (for ``s``);
+        ``signals`` the sound variables' per-frame values (``a``, ``beat``; see SOUND)."""
         frames = self.frames(max_f)
         keys = self.keyframes
 
@@ -331,8 +340,15 @@ class Schedule:
             if key.number is not None:
                 return key.number
             s = seed(at_frame) if callable(seed) else seed
+            sound = {}
+            for variable in SOUND:
+                if variable in key.value.names:
+                    if signals is None or variable not in signals:
+                        raise ScheduleError(f"{self.name} schedule {self.text!r} uses {variable}: give --audio FILE")
+                    track = signals[variable]
+                    sound[variable] = float(track[min(at_frame, len(track) - 1)])
             try:
-                value = key.value.evaluate(t=float(at_frame), max_f=float(max_f), s=float(s))
+                value = key.value.evaluate(t=float(at_frame), max_f=float(max_f), s=float(s), **sound)
             except (ArithmeticError, ValueError) as exc:
                 why = "the value overflows" if isinstance(exc, OverflowError) else str(exc)
                 raise ScheduleError(

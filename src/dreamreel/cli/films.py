@@ -22,6 +22,11 @@ from dreamreel.cli.options import (
 )
 from dreamreel.errors import DreamreelError
 
+CADENCE_HELP = (
+    "Diffuse every Nth frame only; the frames between are the diffused ones moved by the known motion "
+    "and cross-faded (N times fewer model calls; default 1)"
+)
+
 
 def _film(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
     """A film whose one seed, when not given, is drawn and announced."""
@@ -84,6 +89,21 @@ def sweep(prompt: str, **options: Any) -> None:
     "strength and guidance agree.",
 )
 @click.option("--mute", is_flag=True, default=None, help="Leave the source's sound out.")
+@click.option(
+    "--flow",
+    is_flag=True,
+    default=None,
+    help="Warp the previous output along the source's optical flow before --feedback blends it in, only "
+    "where the source shows the same thing (no ghosting; needs --feedback > 0).",
+)
+@click.option(
+    "--flow-noise",
+    is_flag=True,
+    default=None,
+    help="Carry the seed's starting noise along the source's flow, so texture follows the picture.",
+)
+@click.option("--flow-method", type=click.Choice(["dis", "farneback"]), help="OpenCV optical flow (default dis).")
+@schedulable("--cadence", CADENCE_HELP)
 @film_seed_options
 @scheduled_steps_option
 @scheduled_guidance_option
@@ -123,12 +143,21 @@ def vid2vid(prompt: str, **options: Any) -> None:
 @schedulable("--contrast", "Contrast factor of each input (default 1)")
 @schedulable("--noise", "Seeded noise added to each input, e.g. 0.02 (default 0)")
 @click.option("--start", help="Frame 0 from: noise (default), txt2img, or an image file.")
+@schedulable("--cadence", CADENCE_HELP)
+@click.option("--flow", is_flag=True, hidden=True)  # refused with a reason, not "no such option"
+@click.option("--flow-noise", is_flag=True, hidden=True)
 @video_options
 @picture_options
 @control_options
 def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
     from dreamreel.jobs.zoom import ZoomRecipe
+
+    if options.pop("flow") or options.pop("flow_noise"):
+        raise DreamreelError(
+            "--flow and --flow-noise follow a source video's motion (vid2vid --video); a zoom's motion is its "
+            "own schedules: try --cadence"
+        )
 
     recipe = recipe_options(ZoomRecipe, options, prompt=prompt or "")
     render(recipe, quiet=options["quiet"])  # the guide's seed 1 is the default: nothing drawn

@@ -127,7 +127,16 @@ video_options = options(
     click.option("--fps", help="Frames per second; fractions allowed (30000/1001)."),
     click.option("--reverse", is_flag=True, default=None, help="Play backwards."),
     click.option("--pingpong", is_flag=True, default=None, help="Play forth and back (loops seamlessly)."),
-    click.option("--audio", help="Sound file to lay under the video, cut to its length."),
+    click.option(
+        "--audio",
+        help="Sound file to lay under the video, cut to its length; schedules may then use its loudness a "
+        "and its beats beat (0..1 at each frame's time).",
+    ),
+    click.option(
+        "--interpolate-to",
+        help="Play at this higher rate (e.g. 24): in-between frames made by optical flow while encoding; "
+        "the rendered frames stay as they are.",
+    ),
 )
 
 film_seed_options = options(

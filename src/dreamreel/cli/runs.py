@@ -54,13 +54,23 @@ def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path())
-def info(path: str) -> None:
+@click.option(
+    "--coherence",
+    is_flag=True,
+    help="Also measure how the video holds together: the flow warping error of consecutive frames "
+    "(Lai et al. 2018) under its source's motion (vid2vid) or its own (other films), lower is steadier.",
+)
+@click.option("--source", help="With --coherence: the source video to follow (default: the recipe's).")
+def info(path: str, coherence: bool, source: str | None) -> None:
     """Print what made a PNG (its recipe and A1111 parameters), a video or a run folder."""
     from dreamreel.runs.picture_settings import picture_info_text
 
     target = Path(path)
     if not target.exists():
         raise DreamreelError(f"{path!r} does not exist")
+    if coherence or source:
+        print_coherence(target, source)
+        return
     if target.is_dir() or target.suffix.lower() in VIDEO_INFO_SUFFIXES:
         print_video_info(target)
         return
@@ -114,3 +124,40 @@ def print_video_info(path: Path) -> None:
     click.echo("")
     click.echo(f"# recipe (from {source})")
     click.echo(recipe_to_toml(recipe_from_dict(recipe_data)).rstrip())
+
+
+def print_coherence(path: Path, source: str | None) -> None:
+    """``info --coherence``: the warping error of a video, streamed (two frames held at a time)."""
+    from dreamreel.jobs import recipe_from_dict
+    from dreamreel.jobs.vid2vid import Vid2VidRecipe
+    from dreamreel.media import flow
+    from dreamreel.media.pictures import resize_image
+    from dreamreel.media.video import probe_video, read_frames
+
+    if path.is_dir() or path.suffix.lower() not in VIDEO_INFO_SUFFIXES:
+        raise DreamreelError(f"--coherence measures a video file, not {str(path)!r}")
+    flow.check_available()
+    info = probe_video(path)
+    selection: dict[str, Any] = {}
+    stored = info.recipe()
+    recipe = recipe_from_dict(stored["recipe"]) if isinstance(stored, dict) and "recipe" in stored else None
+    # a vid2vid film follows its source (not when interpolated: in-between frames have no source frame)
+    if source is None and isinstance(recipe, Vid2VidRecipe) and recipe.interpolate_to is None:
+        source = recipe.video
+        selection = {"start": recipe.start, "end": recipe.end, "every": recipe.every}
+    if source is not None:
+        probe_video(source)
+    outputs = (flow.to_array_of(f.image) for f in read_frames(path))
+    size = (info.width, info.height)
+    guides = (
+        (flow.to_array_of(resize_image(f.image, *size, "crop")) for f in read_frames(source, **selection))
+        if source is not None
+        else None
+    )
+    result = flow.coherence(outputs, guides)
+    against = f"the motion of {source}" if source is not None else "its own motion"
+    click.echo(f"video: {path}")
+    click.echo(
+        f"warping error: {result.error * 1e3:.3f} x1e-3 (mean squared, over {result.pairs} frame pairs, "
+        f"against {against}); visible share: {result.share:.3f}"
+    )

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs import job_of, recipe_from_dict
 from dreamreel.jobs.protocol import Context, Frame, History, Job, Plan
-from dreamreel.recipes.base import Recipe, SeedLoopRecipe, VideoRecipe
+from dreamreel.recipes.base import Recipe, SeedLoopRecipe, VideoRecipe, parse_fps
 from dreamreel.runs.interrupts import resumable
 from dreamreel.runs.seed_loops import SeedLoop, incomplete_loops
 from dreamreel.runs.store import RunStore
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
 
     from dreamreel.models.loading import LoadedModel
     from dreamreel.render.renderer import StepCallback
@@ -297,32 +298,76 @@ def encode_run(store: RunStore, recipe: VideoRecipe, plan: Plan, report: Reporte
         "dreamreel": json.dumps({"version": __version__, "recipe": recipe.to_dict()}, ensure_ascii=False),
         "comment": f"made with dreamreel {__version__}: dreamreel info on this file prints its recipe",
     }
+    if recipe.listens():  # the --audio analysis kept beside the frames (a fresh run had no folder to keep it in)
+        recipe.sound([Fraction(0)], [Fraction(1)])
+    rate = parse_fps(recipe.interpolate_to) if recipe.interpolate_to is not None else None
+    smooth = rate is not None
     writer = VideoWriter(
         recipe.output,
         width=first.width,
         height=first.height,
-        fps=plan.fps,
-        time_base=plan.time_base,
+        fps=rate or plan.fps,
+        time_base=None if smooth else plan.time_base,
         metadata=metadata,
         audio=audio,
     )
+
+    def playing() -> Iterator[tuple[Image.Image, Fraction]]:
+        """The finished frames in playing order with how long each shows (read one at a time)."""
+        for index in order:
+            picture = first if index == 0 else store.read_frame(index)
+            if plan.overlay is not None:
+                picture = plan.overlay(index, picture)
+            yield picture, durations[index]
+
     time = Fraction(0)
     try:
         report.begin(len(order), "encoded frame")
         try:
-            for index in order:
-                picture = first if index == 0 else store.read_frame(index)
-                if plan.overlay is not None:
-                    picture = plan.overlay(index, picture)
-                writer.add(picture, None if uniform else time)
-                time += durations[index]
-                report.item(None)
+            if rate is None:
+                for picture, duration in playing():
+                    writer.add(picture, None if uniform else time)
+                    time += duration
+                    report.item(None)
+            else:
+                time = _encode_smooth(writer, playing(), rate, report)
         finally:
             report.end()
     except BaseException:
         writer.abort()
         raise
     return writer.close(end_time=time)
+
+
+def _encode_smooth(
+    writer: Any, pictures: Iterator[tuple[Image.Image, Fraction]], rate: Fraction, report: Reporter
+) -> Fraction:
+    """``--interpolate-to``: the film sampled at ``rate`` fps; a sample that falls on a frame's start is
+    that rendered frame, one between two frames is made by optical flow (media.flow.in_between), so
+    the film plays as long as before and the frames on disk stay what was rendered. Two frames are
+    held at a time. Returns when the last frame stops showing."""
+    from dreamreel.media.flow import FramePair, in_between, to_array_of
+
+    current = next(pictures, None)
+    start = Fraction(0)
+    sample = 0
+    while current is not None:
+        picture, duration = current
+        following = next(pictures, None)
+        end = start + duration
+        pair = None
+        while Fraction(sample) / rate < end:
+            weight = (Fraction(sample) / rate - start) / duration
+            if weight == 0 or following is None:
+                writer.add(picture)
+            else:
+                if pair is None:  # the flow of this pair of frames, once
+                    pair = FramePair.of(to_array_of(picture), to_array_of(following[0]))
+                writer.add(in_between(picture, following[0], float(weight), pair))
+            sample += 1
+        report.item(None)
+        start, current = end, following
+    return start
 
 
 def _check_resumable(problems: list[str], store: RunStore, force: bool, report: Reporter) -> None:

@@ -11,14 +11,16 @@ keyframe schedules over the selected frames.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dreamreel.errors import DreamreelError
 from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.recipes.base import (
+    CADENCE,
     GUIDANCE,
     STEPS,
     STRENGTH,
@@ -27,7 +29,9 @@ from dreamreel.recipes.base import (
     VideoRecipe,
     check_batch,
     check_choice,
+    check_interpolation,
     check_seed_settings,
+    diffused_frames,
 )
 from dreamreel.recipes.control import ControlRecipe
 from dreamreel.recipes.seeds import random_seeds
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     import torch
 
 COLOR_MATCH_MODES = ("none", "source", "first")
+FLOW_METHODS = ("dis", "farneback")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +54,7 @@ class Vid2VidRecipe(VideoRecipe, ControlRecipe):
 
     job: ClassVar[str] = "vid2vid"
     SCHEDULED = (
-        STRENGTH, GUIDANCE, STEPS, Scheduled("color_strength", 0, 1), Scheduled("feedback", 0, 1),
+        STRENGTH, GUIDANCE, STEPS, Scheduled("color_strength", 0, 1), Scheduled("feedback", 0, 1), CADENCE,
     )  # fmt: skip
 
     steps: Schedulable = 50  # type: ignore[assignment]
@@ -67,12 +72,18 @@ class Vid2VidRecipe(VideoRecipe, ControlRecipe):
     feedback: Schedulable = 0.0  # blend the previous output into the next input by this much
     batch: int = 1
     mute: bool = False  # leave the source's sound out
+    flow: bool = False  # --feedback warped along the source's optical flow, only where it is visible
+    flow_noise: bool = False  # the seed's starting noise carried along the source's flow
+    flow_method: str = "dis"  # dis | farneback (OpenCV)
+    cadence: Schedulable = 1  # diffuse every Nth frame; the ones between follow the source's flow
 
     def has_source_picture(self) -> bool:
         return True
 
     def check(self) -> None:
         if not self.video:
+            if self.flow or self.flow_noise:
+                raise DreamreelError("--flow and --flow-noise follow a source video's motion: give --video")
             raise DreamreelError("vid2vid needs --video")
         super().check()
         check_seed_settings(self)
@@ -85,6 +96,16 @@ class Vid2VidRecipe(VideoRecipe, ControlRecipe):
             raise DreamreelError(f"--end {self.end} must come after --start {self.start}")
         check_choice(self, "color_match", COLOR_MATCH_MODES)
         check_batch(self.batch)
+        check_choice(self, "flow_method", FLOW_METHODS)
+        for name in ("flow", "flow_noise"):
+            if not isinstance(getattr(self, name), bool):
+                raise DreamreelError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.moves():
+            from dreamreel.media.flow import check_available
+
+            check_available()
+            if self.batch > 1:
+                raise DreamreelError("--batch needs independent frames; --flow, --flow-noise and --cadence chain them")
 
     def resolved(self) -> Vid2VidRecipe:
         recipe = super().resolved()
@@ -97,6 +118,10 @@ class Vid2VidRecipe(VideoRecipe, ControlRecipe):
 
     def feeds_back(self) -> bool:
         return not (self.is_plain_setting("feedback") and self.feedback == 0)
+
+    def moves(self) -> bool:
+        """Whether frames follow the source's optical flow (then they render one by one, in order)."""
+        return self.flow or self.flow_noise or not (self.is_plain_setting("cadence") and self.cadence == 1)
 
 
 def plan(recipe: Vid2VidRecipe) -> Plan:
@@ -111,12 +136,19 @@ def plan(recipe: Vid2VidRecipe) -> Plan:
                 f"--start {recipe.start} is past the end of {recipe.video!r} ({info.duration:.2f}s)"
             )
         raise DreamreelError(f"{recipe.video!r} has no frames between the chosen --start and --end")
-    values = recipe.checked_values(len(times))
-    facts = {"source": info}
-    if recipe.fps is not None:  # retimed: frame i at i / fps, and the source's sound no longer fits
-        return Plan(count=len(times), values=values, fps=recipe.frame_rate(), facts=facts)
     first = times[0]
     step = recipe.every / info.rate  # how long the last frame shows: one (selected) frame's time
+    if recipe.fps is None:
+        shown = [t - first for t in times]
+        gaps = [b - a for a, b in zip(shown, [*shown[1:], shown[-1] + step], strict=True)]
+        values = recipe.checked_values(len(times), times=shown, durations=gaps)
+    else:
+        values = recipe.checked_values(len(times))
+    facts = {"source": info}
+    if recipe.interpolate_to is not None and recipe.fps is None:
+        check_interpolation(recipe.interpolate_to, info.rate / recipe.every)
+    if recipe.fps is not None:  # retimed: frame i at i / fps, and the source's sound no longer fits
+        return Plan(count=len(times), values=values, fps=recipe.frame_rate(), facts=facts)
     audio = None
     if info.audio_codec and not recipe.mute and not recipe.output.lower().endswith(".gif"):  # GIF: no sound
         audio = AudioSource(recipe.video, start=first, copy=True)
@@ -133,6 +165,8 @@ def plan(recipe: Vid2VidRecipe) -> Plan:
 
 
 def needs(recipe: Vid2VidRecipe, index: int) -> Sequence[int]:
+    if recipe.moves():  # flow and cadence chain every frame to the diffused ones before it
+        return list(range(index))
     wanted = set()
     if recipe.feeds_back() and index > 0:
         wanted.add(index - 1)
@@ -153,6 +187,9 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
     from dreamreel.media.video import read_frames
     from dreamreel.render.renderer import Renderer, effective_steps
 
+    if context.recipe.moves():
+        yield from _moving_frames(context)
+        return
     model, recipe, plan = context.model, context.recipe, context.plan
     info = plan.facts["source"]
     width, height = target_size(model, (info.width, info.height), recipe.width, recipe.height)
@@ -218,6 +255,231 @@ def frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
                     "values": {"source_time": round(float(frame.time), 6), **frame_values},
                 },
             )
+
+
+# -- frames that follow the source's motion: --flow, --flow-noise, --cadence ----------------------
+
+
+@dataclass
+class _Step:
+    """One selected source frame, its motion from the frame before, and its moving noise."""
+
+    index: int
+    time: Any
+    source: torch.Tensor  # [1, 3, H, W], byte / 255
+    pair: Any  # media.flow.FramePair from the frame before (None for frame 0)
+    noise: torch.Tensor | None  # --flow-noise: the starting latent noise of this frame
+
+
+def _steps(context: Context[Vid2VidRecipe], width: int, height: int, latent: tuple[int, int, int]) -> Iterator[_Step]:
+    """Every selected source frame from the first, with the flow from the one before (computed once,
+    streamed: memory flat in the length) and, for --flow-noise, the noise carried along it."""
+    import torch
+
+    from dreamreel.media import flow
+    from dreamreel.media.pictures import resize_image, to_unit_tensor
+    from dreamreel.media.video import read_frames
+    from dreamreel.render.renderer import seeded_generator
+
+    recipe = context.recipe
+    previous: Any = None
+    canvas: torch.Tensor | None = None
+    for frame in read_frames(recipe.video, start=recipe.start, end=recipe.end, every=recipe.every):
+        source = to_unit_tensor([resize_image(frame.image, width, height, "crop")])
+        array = flow.to_array(source)
+        pair = flow.FramePair.of(previous, array, recipe.flow_method) if previous is not None else None
+        previous = array
+        noise = None
+        if recipe.flow_noise:
+            canvas = _moved_noise(canvas, pair, latent, height, width, seeded_generator(_refill_seed(recipe, frame.index)))
+            factor = height // latent[1]
+            # a latent cell is the sum of its factor x factor canvas pixels / factor: unit variance again
+            noise = torch.nn.functional.avg_pool2d(canvas, factor) * factor
+        yield _Step(frame.index, frame.time, source, pair, noise)
+
+
+def _refill_seed(recipe: Vid2VidRecipe, index: int) -> int:
+    """Frame 0's canvas comes from the frame's seed; the noise refilling frame k's occlusions from a
+    seed of its own (mixed with k, so a fixed seed does not paint the same noise into every hole)."""
+    return recipe.seed_of(index) if index == 0 else (recipe.seed_of(index) * 1_000_003 + index) % 2**63
+
+
+def _moved_noise(
+    canvas: torch.Tensor | None, pair: Any, latent: tuple[int, int, int], height: int, width: int, generator: Any
+) -> torch.Tensor:
+    """The noise canvas (one Gaussian value per picture pixel and latent channel) of the next frame:
+    the last one carried along the flow by nearest-pixel moves (no blending, which would shrink its
+    variance), fresh Gaussian noise where the mask says the pixel was not visible before. Summed over
+    each latent cell (``_steps``), sub-cell motion moves the latent noise smoothly, as in Chang et al.'s
+    "How I Warped Your Noise" (ICLR 2024), of which this is the simple, nearest-pixel form."""
+    import torch
+
+    fresh = torch.randn((1, latent[0], height, width), generator=generator)
+    if canvas is None or pair is None:
+        return fresh
+    from dreamreel.media import flow
+
+    moved = torch.cat(
+        [flow.warp_tensor(canvas[:, c : c + 4], pair.to_earlier, nearest=True) for c in range(0, latent[0], 4)], 1
+    )
+    seen = torch.from_numpy(pair.seen_before)[None, None]
+    return torch.where(seen > 0, moved, fresh)
+
+
+def _moving_frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:
+    """The frames when they follow the source's motion, one by one in order.
+
+    Diffused frames (all of them, or every ``--cadence``-th) are img2img of their source frame ``s_k``
+    with the input (``q``: rounded to 8 bits; ``f_k``: --feedback; ``y``: the previous output carried
+    into frame k-1's geometry, see below)::
+
+        --flow:    x_k = q(s_k + (warp(y, F_k) - s_k) * f_k * M_k)
+        otherwise: x_k = q(s_k + (y - s_k) * f_k)          (the unwarped, ghosting feedback)
+
+    where ``F_k = flow(s_k, s_{k-1})`` and ``M_k`` is 1 where frame k's pixel was visible in frame k-1
+    (media.flow.FramePair). With a cadence, a frame i between diffused frames p and n is
+    ``q(A_i + (B_i - A_i) * (i - p) / (n - p))``: ``A`` is output p carried forward along the flow
+    (``A_p = y_p``, ``A_i = warp(A_{i-1}, F_i)``), ``B`` output n carried back (``B_n = y_n``,
+    ``B_i = warp(B_{i+1}, flow(s_i, s_{i+1}))``); after the last diffused frame, ``q(A_i)``. The
+    previous output a diffused frame n sees is ``A_{n-1}`` (with cadence 1: output n-1 itself).
+    Everything is a pure function of the source, the recipe and earlier outputs as 8-bit pictures,
+    so a resume re-derives the same state from the run folder and continues exactly."""
+    import torch
+
+    from dreamreel.jobs.still_pictures import target_size
+    from dreamreel.media import flow
+    from dreamreel.media.pictures import quantize
+    from dreamreel.media.treatments import blend, color_match
+    from dreamreel.render.renderer import Renderer
+
+    model, recipe, plan = context.model, context.recipe, context.plan
+    info = plan.facts["source"]
+    width, height = target_size(model, (info.width, info.height), recipe.width, recipe.height)
+    renderer = Renderer(model, recipe.scheduler)
+    conditioning = renderer.encode(recipe.prompt, recipe.negative)
+    values = plan.values
+    keys = diffused_frames(list(values))
+    start = context.start
+    resume_key = max((k for k in keys if k < start), default=None)  # its output comes from the history
+    first_output = context.history(0) if start > 0 and context.history is not None else None
+    steps = _steps(context, width, height, renderer.latent_shape(width, height))
+
+    def diffuse(step: _Step, carried: torch.Tensor | None) -> torch.Tensor:
+        nonlocal first_output
+        v = values[step.index]
+        picture = step.source
+        if carried is not None and v["feedback"] > 0:
+            if recipe.flow:
+                moved = flow.warp_tensor(carried, step.pair.to_earlier)
+                seen = torch.from_numpy(step.pair.seen_before)[None, None]
+                picture = quantize(blend(step.source, moved, seen * v["feedback"]))
+            else:
+                picture = _fed(step.source, carried, v["feedback"])
+        rendered = renderer.generate(
+            [conditioning], [recipe.seed_of(step.index)], steps=v["steps"], guidance=v["guidance"], width=width,
+            height=height, init_images=picture, strength=v["strength"], on_step=context.on_step,
+            start_noise=step.noise,
+        )  # fmt: skip
+        output = quantize(rendered)
+        if recipe.color_match == "source":
+            output = color_match(output, step.source, strength=v["color_strength"])
+        elif recipe.color_match == "first":
+            if first_output is None:
+                first_output = output
+            else:
+                output = color_match(output, first_output, strength=v["color_strength"])
+        return output
+
+    def finished(step: _Step, output: torch.Tensor, diffused: bool) -> Frame:
+        return _frame(context, renderer, step, output, width, height, diffused)
+
+    carried: torch.Tensor | None = None  # the last diffused output, moved into the last frame's geometry
+    pending: tuple[int, list[_Step], list[torch.Tensor]] | None = None  # a segment waiting for its next key
+    bounds = [*keys, len(values)]
+    for key, following in itertools.pairwise(bounds):
+        segment = [next(steps) for _ in range(key, following)]
+        if resume_key is not None and key < resume_key:
+            continue
+        if key == resume_key:
+            assert context.history is not None
+            output = context.history(key)
+        else:
+            output = diffuse(segment[0], carried)
+        if pending is not None:
+            yield from _between(start, pending, (segment[0], output), finished)
+        if key >= start:
+            yield finished(segment[0], output, True)
+        chain = [output]
+        for step in segment[1:]:
+            chain.append(flow.warp_tensor(chain[-1], step.pair.to_earlier))
+        carried = chain[-1]
+        pending = (key, segment, chain)
+    if pending is not None:
+        yield from _between(start, pending, None, finished)
+
+
+def _between(
+    start: int,
+    pending: tuple[int, list[_Step], list[torch.Tensor]],
+    following: tuple[_Step, torch.Tensor] | None,
+    finished: Callable[[_Step, torch.Tensor, bool], Frame],
+) -> Iterator[Frame]:
+    """The wanted in-between frames of a cadence segment (see ``_moving_frames``); ``following``: the
+    next diffused frame's step and output (None after the last one)."""
+    from dreamreel.media import flow
+    from dreamreel.media.pictures import quantize
+    from dreamreel.media.treatments import blend
+
+    key, segment, chain = pending
+    span = len(segment)
+    back: list[torch.Tensor | None] = [None] * span
+    if following is not None:  # B: the next diffused output carried back, frame by frame
+        steps = [*segment, following[0]]
+        moving = following[1]
+        for offset in range(span - 1, 0, -1):
+            moving = flow.warp_tensor(moving, steps[offset + 1].pair.to_later)
+            back[offset] = moving
+    for offset in range(1, span):
+        if key + offset < start:
+            continue
+        other = back[offset]
+        forward = chain[offset]
+        picture = quantize(forward if other is None else blend(forward, other, offset / span))
+        yield finished(segment[offset], picture, False)
+
+
+def _frame(
+    context: Context[Vid2VidRecipe], renderer: Any, step: _Step, output: torch.Tensor, width: int, height: int,
+    diffused: bool,
+) -> Frame:
+    """A finished frame of the moving path (the same record as the plain path's)."""
+    from dreamreel.jobs.still_pictures import infotext
+    from dreamreel.media.pictures import tensor_to_pil
+    from dreamreel.render.renderer import effective_steps
+
+    model, recipe = context.model, context.recipe
+    v = context.plan.values[step.index]
+    seed = recipe.seed_of(step.index)
+    extra: dict[str, Any] = {"Frame": step.index}
+    if not diffused:
+        extra["Cadence"] = "in-between (moved, not diffused)"
+    parameters = infotext(
+        model, renderer, prompt=recipe.prompt, negative=recipe.negative, steps=v["steps"], guidance=v["guidance"],
+        seed=seed, width=width, height=height, strength=v["strength"], extra=extra,
+    )  # fmt: skip
+    return Frame(
+        index=step.index,
+        seed=seed,
+        image=tensor_to_pil(output)[0],
+        recipe=recipe.replace(width=width, height=height, scheduler=renderer.scheduler_name),
+        parameters=parameters,
+        facts={
+            "model_hash": model.model_hash,
+            "effective_steps": effective_steps(v["steps"], v["strength"]) if diffused else 0,
+            "diffused": diffused,
+            "values": {"source_time": round(float(step.time), 6), **v},
+        },
+    )
 
 
 def _fed(source: torch.Tensor, previous: torch.Tensor | None, amount: float) -> torch.Tensor:

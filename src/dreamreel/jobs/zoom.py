@@ -20,6 +20,7 @@ the frame in memory and the frame from its PNG are the same floats and a resume 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from dreamreel.jobs.protocol import Context, Frame, Job, Plan, Samples
 from dreamreel.keyframes import PromptSchedule, parse_prompts
 from dreamreel.media.treatments import BORDERS, COLOR_SPACES
 from dreamreel.recipes.base import (
+    CADENCE,
     GUIDANCE,
     STEPS,
     STRENGTH,
@@ -39,6 +41,7 @@ from dreamreel.recipes.base import (
     check_choice,
     check_frames,
     check_seed_settings,
+    diffused_frames,
 )
 from dreamreel.recipes.control import ControlRecipe
 
@@ -60,7 +63,7 @@ class ZoomRecipe(VideoRecipe, ControlRecipe):
     SCHEDULED = (
         Scheduled("zoom", 0, above=True), Scheduled("angle"), Scheduled("tx"), Scheduled("ty"),
         STRENGTH, GUIDANCE, STEPS, Scheduled("noise", 0), Scheduled("contrast", 0),
-        Scheduled("blend_back", 0, 1), Scheduled("color_strength", 0, 1),
+        Scheduled("blend_back", 0, 1), Scheduled("color_strength", 0, 1), CADENCE,
     )  # fmt: skip
 
     prompt: str = ""
@@ -86,6 +89,7 @@ class ZoomRecipe(VideoRecipe, ControlRecipe):
     contrast: Schedulable = 1.0
     noise: Schedulable = 0.0
     start: str = "noise"  # noise | txt2img | path of an image
+    cadence: Schedulable = 1  # diffuse every Nth frame; the ones between are warped and cross-faded
 
     def has_source_picture(self) -> bool:
         return True  # each frame's img2img input (the warped previous frame)
@@ -112,6 +116,9 @@ class ZoomRecipe(VideoRecipe, ControlRecipe):
         recipe = super().resolved()
         text = recipe.prompts_text()
         return recipe if text == recipe.prompts else recipe.replace(prompts=text)
+
+    def uses_cadence(self) -> bool:
+        return not (self.is_plain_setting("cadence") and self.cadence == 1)
 
     def unchecked(self, index: int) -> tuple[str, ...]:
         return ("strength",) if index == 0 and self.start == "txt2img" else ()
@@ -152,7 +159,10 @@ def plan(recipe: ZoomRecipe) -> Plan:
 
 
 def needs(recipe: ZoomRecipe, index: int) -> Sequence[int]:
-    """Frame k reads frame k-1 (the one it warps), k-2 (blend-back) and 0 (colour reference "first")."""
+    """Frame k reads frame k-1 (the one it warps), k-2 (blend-back) and 0 (colour reference "first");
+    with a cadence, the diffused frame before it (and that one's neighbours): any earlier frame."""
+    if recipe.uses_cadence():
+        return list(range(index))
     return sorted({i for i in (index - 1, index - 2, 0) if 0 <= i < index})
 
 
@@ -173,6 +183,9 @@ def frames(context: Context[ZoomRecipe]) -> Iterator[Frame]:
     renderer = Renderer(model, recipe.scheduler)
     width, height = _frame_size(model, recipe)
     prompts = recipe.prompt_schedule()
+    if recipe.uses_cadence():
+        yield from _cadence_frames(context, renderer, prompts, width, height)
+        return
     state = _State()
     if start > 0:
         if context.history is None:
@@ -186,6 +199,115 @@ def frames(context: Context[ZoomRecipe]) -> Iterator[Frame]:
         if index == 0:
             state.first = picture
         yield item
+
+
+def _motion(v: Any) -> dict[str, float]:
+    return {"zoom": v["zoom"], "angle": v["angle"], "tx": v["tx"], "ty": v["ty"]}
+
+
+def _cadence_frames(
+    context: Context[ZoomRecipe], renderer: Renderer, prompts: PromptSchedule, width: int, height: int
+) -> Iterator[Frame]:
+    """A film diffused every ``--cadence`` frames (Deforum's diffusion cadence).
+
+    Between diffused frames p and n (n - p = cadence at p), frame i is
+    ``q(A_i + (B_i - A_i) * (i - p) / (n - p))``, ``q`` rounding to 8 bits: ``A`` is output p moved on
+    by each frame's motion (``A_p = y_p``, ``A_i = warp(A_{i-1}, motion_i)``) and ``B`` output n moved
+    back (``B_n = y_n``, ``B_i = warp(B_{i+1}, inverse of motion_{i+1})``); after the last diffused
+    frame, ``q(A_i)``. Diffused frame n is made as usual (steps 1-5 of the module docstring) with
+    ``A_{n-1}`` as its frame n-1 and ``A_{n-2}`` (or frame n-2, when that is p-1) as its frame n-2.
+    A resume reads the last diffused frame before it from the run folder and re-diffuses the next
+    one, so every frame comes out as in an unbroken run."""
+    from dreamreel.media import treatments
+    from dreamreel.media.pictures import quantize
+
+    recipe, values, start = context.recipe, context.plan.values, context.start
+    keys = diffused_frames(list(values))
+    resume_key = max((k for k in keys if k < start), default=None)
+    history = context.history
+    first = history(0) if start > 0 and history is not None else None
+    chain: list[torch.Tensor] = []  # A of the segment before, from its diffused frame on
+    previous_key: int | None = None
+    recent: dict[int, torch.Tensor] = {}  # the last finished frames (blend-back may read frame n-2)
+
+    def finished(index: int, picture: torch.Tensor) -> None:
+        recent[index] = picture
+        recent.pop(index - 3, None)
+
+    bounds = [*keys, len(values)]
+    for key, following in itertools.pairwise(bounds):
+        if resume_key is not None and key < resume_key:
+            continue
+        item: Frame | None = None
+        if key == resume_key:
+            assert history is not None
+            output = history(key)
+        else:
+            state = _State(first=first)
+            if key > 0:
+                assert previous_key is not None
+                state.previous = chain[key - 1 - previous_key]
+                if key - 2 >= previous_key:
+                    state.before = chain[key - 2 - previous_key]
+                elif key >= 2:
+                    assert key - 2 in recent or history is not None
+                    state.before = recent[key - 2] if key - 2 in recent else history(key - 2)  # type: ignore[misc]
+            item, output = _render_frame(context, renderer, prompts, state, key, width, height)
+            if key == 0:
+                first = output
+        if previous_key is not None:  # the frames between the last diffused one and this one
+            back = output
+            moved_back: dict[int, torch.Tensor] = {}
+            for index in range(key - 1, previous_key, -1):
+                undo = treatments.inverse_motion(**_motion(values[index + 1]))
+                back = treatments.warp(back, **undo, border=recipe.border)
+                moved_back[index] = back
+            span = key - previous_key
+            for index in range(previous_key + 1, key):
+                picture = quantize(
+                    treatments.blend(chain[index - previous_key], moved_back[index], (index - previous_key) / span)
+                )
+                finished(index, picture)
+                if index >= start:
+                    yield _moved_frame(context, renderer, prompts, index, picture, width, height)
+        finished(key, output)
+        if item is not None:
+            yield item
+        chain = [output]
+        for index in range(key + 1, following):
+            chain.append(treatments.warp(chain[-1], **_motion(values[index]), border=recipe.border))
+        previous_key = key
+    assert previous_key is not None
+    for index in range(previous_key + 1, len(values)):  # after the last diffused frame: moved on only
+        if index >= start:
+            picture = quantize(chain[index - previous_key])
+            yield _moved_frame(context, renderer, prompts, index, picture, width, height)
+
+
+def _moved_frame(
+    context: Context[ZoomRecipe], renderer: Renderer, prompts: PromptSchedule, index: int, picture: torch.Tensor,
+    width: int, height: int,
+) -> Frame:
+    """A cadence frame that was moved, not diffused: the same record, marked, with 0 effective steps."""
+    from dreamreel.jobs.still_pictures import infotext
+    from dreamreel.media.pictures import tensor_to_pil
+
+    model, recipe = context.model, context.recipe
+    v = dict(context.plan.values[index])
+    seed = recipe.seed_of(index)
+    prompt, _, _ = prompts.at(index, recipe.frames - 1)
+    parameters = infotext(
+        model, renderer, prompt=prompt, negative=recipe.negative, steps=int(v["steps"]), guidance=float(v["guidance"]),
+        seed=seed, width=width, height=height, strength=float(v["strength"]),
+        extra={"Frame": index, "Cadence": "in-between (moved, not diffused)"},
+    )  # fmt: skip
+    facts: dict[str, Any] = {
+        "frame": index, "seed": seed, "diffused": False, "effective_steps": 0, "model_hash": model.model_hash,
+        "values": {k: (int(x) if k == "steps" else round(float(x), 9)) for k, x in v.items()}, "prompt": prompt,
+    }  # fmt: skip
+    return Frame(
+        index=index, seed=seed, image=tensor_to_pil(picture)[0], recipe=recipe, parameters=parameters, facts=facts
+    )
 
 
 def _frame_size(model: LoadedModel, recipe: ZoomRecipe) -> tuple[int, int]:

@@ -71,6 +71,15 @@ def warp(
     return out.clamp(0, 1).to(images.dtype)
 
 
+def inverse_motion(zoom: float, angle: float, tx: float, ty: float) -> dict[str, float]:
+    """The ``warp`` settings that undo ``warp(zoom, angle, tx, ty)``: ``warp`` reads the input at
+    ``M (p - t)`` with ``M = R(angle) / zoom``; its inverse reads at ``M^-1 q + t``, which is ``warp``
+    with ``1 / zoom``, ``-angle`` and ``t' = -M t`` (zoom cadence carries a later frame back in time)."""
+    rad = math.radians(angle)
+    cos, sin = math.cos(rad) / zoom, math.sin(rad) / zoom
+    return {"zoom": 1 / zoom, "angle": -angle, "tx": -(cos * tx - sin * ty), "ty": -(sin * tx + cos * ty)}
+
+
 def blend(a: torch.Tensor, b: torch.Tensor, amount: float) -> torch.Tensor:
     """``amount`` of ``b`` over ``a`` (0 gives a, 1 gives b)."""
     return a + (b.to(a) - a) * amount

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from dreamreel.errors import DreamreelError
-from dreamreel.keyframes import Schedule, parse_schedule
+from dreamreel.keyframes import SOUND, Schedule, Signals, parse_schedule
 from dreamreel.media.pictures import check_size
 from dreamreel.models.loading import (
     DEFAULT_MODEL,
@@ -43,9 +43,11 @@ MAX_BATCH = 64
 MAX_FRAMES = 100_000
 MAX_FPS = 1000
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
+AUDIO_CACHE = "audio-analysis.json"  # in the run folder: the --audio file's loudness and onsets
 
 Schedulable = str | float | int  # a plain number, or keyframes text like "0:(0.2), max_f:(0.8)"
 R = TypeVar("R", bound="Recipe")
+V = TypeVar("V", bound="VideoRecipe")
 
 
 def flag_name(name: str) -> str:
@@ -94,6 +96,7 @@ class Scheduled:
 STEPS = Scheduled("steps", 1, MAX_STEPS, integer=True)
 GUIDANCE = Scheduled("guidance", 0)
 STRENGTH = Scheduled("strength", 0, 1)
+CADENCE = Scheduled("cadence", 1, MAX_FRAMES, integer=True)  # diffuse every Nth frame (zoom, vid2vid)
 UNIT = ("color_strength", "feedback", "blend_back")  # settings that are fractions from 0 to 1
 
 
@@ -147,6 +150,12 @@ class Recipe:
         check_prompt("negative prompt", self.negative)
         for setting in self.SCHEDULED:
             self.schedule(setting.name)  # malformed schedules fail first, with their position
+        for setting in self.SCHEDULED:
+            heard = sorted(self.schedule(setting.name).names & set(SOUND))
+            if heard and not getattr(self, "audio", ""):
+                raise DreamreelError(
+                    f"{setting.flag} uses {' and '.join(heard)}, the soundtrack at each frame: give --audio FILE"
+                )
         if not self.is_scheduled("steps"):
             if not isinstance(self.steps, int) or isinstance(self.steps, bool):
                 raise DreamreelError(f"--steps must be a whole number, got {self.steps!r}")
@@ -174,7 +183,7 @@ class Recipe:
                 raise DreamreelError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.loras, list) or not all(isinstance(x, str) for x in self.loras):
             raise DreamreelError("loras must be a list of 'FILE' or 'FILE:WEIGHT' strings")
-        if self.all_plain():  # one set of values for every frame: checked without counting frames
+        if self.all_plain() and not self.listens():  # one set of values for every frame: checked now
             self.check_values(self.values_at(0, 0))
 
     def check_model(self) -> None:
@@ -205,6 +214,10 @@ class Recipe:
             raise DreamreelError(f"{flag_name(name)} must be a number or a schedule, got {value!r}")
         return parsed_schedule(value, flag_name(name))
 
+    def listens(self) -> bool:
+        """Whether a schedule follows the soundtrack (``a``, ``beat``)."""
+        return any(self.schedule(s.name).names & set(SOUND) for s in self.SCHEDULED)
+
     def is_plain_setting(self, name: str) -> bool:
         return is_plain(getattr(self, name))
 
@@ -217,7 +230,7 @@ class Recipe:
         mode = getattr(self, "seed_mode", "fixed")
         return 0 if seed is None else frame_seed(seed, index, mode)
 
-    def values_at(self, index: int, max_f: int) -> dict[str, Any]:
+    def values_at(self, index: int, max_f: int, signals: Signals | None = None) -> dict[str, Any]:
         """Every scheduled setting's value at frame ``index`` of a run whose last frame is ``max_f``:
         plain numbers as they are, schedules evaluated and rounded by ``Scheduled.rounded``."""
         values: dict[str, Any] = {}
@@ -226,7 +239,7 @@ class Recipe:
             if is_plain(value):
                 values[setting.name] = round(value) if setting.integer else value
             else:
-                number = self.schedule(setting.name).at(index, max_f=max_f, seed=self.seed_of)
+                number = self.schedule(setting.name).at(index, max_f=max_f, seed=self.seed_of, signals=signals)
                 values[setting.name] = setting.rounded(number)
         return values
 
@@ -246,11 +259,12 @@ class Recipe:
         if "strength" in values and "strength" not in self.unchecked(index):
             check_strength(values["strength"], values.get("steps", self.steps))
 
-    def checked_values(self, count: int) -> list[dict[str, Any]]:
-        """Every frame's values of a ``count``-frame run, each checked (the error names the frame)."""
+    def checked_values(self, count: int, signals: Signals | None = None) -> list[dict[str, Any]]:
+        """Every frame's values of a ``count``-frame run, each checked (the error names the frame);
+        ``signals``: the sound variables per frame, for schedules that use them."""
         frames = []
         for index in range(count):
-            values = self.values_at(index, count - 1)
+            values = self.values_at(index, count - 1, signals)
             try:
                 self.check_values(values, index)
             except DreamreelError as exc:
@@ -332,12 +346,19 @@ class VideoRecipe(Recipe):
     reverse: bool = False
     pingpong: bool = False
     audio: str = ""
+    interpolate_to: str | int | float | None = None  # a higher rate, in-between frames made by optical flow
+    audio_sha256: str | None = None  # recorded when schedules follow the --audio file (its analysis)
 
     def check(self) -> None:
         super().check()
         check_output(self.output)
         if self.fps is not None:
             parse_fps(self.fps)
+        if self.interpolate_to is not None:
+            from dreamreel.media.flow import check_available
+
+            check_interpolation(self.interpolate_to, parse_fps(self.fps) if self.fps is not None else None)
+            check_available()
         if self.audio:
             if Path(self.output).suffix.lower() == ".gif":
                 raise DreamreelError("a .gif has no sound; drop --audio or write .mp4/.webm")
@@ -349,11 +370,65 @@ class VideoRecipe(Recipe):
     def run_dir(self) -> Path:
         return run_dir_for(self.output)
 
+    def resolved(self: V) -> V:
+        """Schedules that follow the soundtrack record its sha256: the recipe (and so a resume's check)
+        names the very sound its values came from."""
+        recipe = super().resolved()
+        if recipe.listens() and recipe.audio and recipe.audio_sha256 is None:
+            from dreamreel.media.audio import file_sha256
+
+            recipe = recipe.replace(audio_sha256=file_sha256(recipe.audio))
+        return recipe
+
+    def checked_values(
+        self,
+        count: int,
+        signals: Signals | None = None,
+        times: list[Fraction] | None = None,
+        durations: list[Fraction] | None = None,
+    ) -> list[dict[str, Any]]:
+        """As Recipe's; schedules that use the soundtrack hear it at each frame's time (``times``,
+        showing for ``durations``; default: frame k at k / fps)."""
+        if signals is None and self.listens():
+            if times is None or durations is None:
+                rate = self.frame_rate()
+                times, durations = [k / rate for k in range(count)], [1 / rate] * count
+            signals = self.sound(times, durations)
+        return super().checked_values(count, signals)
+
+    def sound(self, times: list[Fraction], durations: list[Fraction]) -> dict[str, list[float]]:
+        """``a`` and ``beat`` at each frame, from the analysis cached in the run folder."""
+        from dreamreel.media.audio import envelopes, file_sha256
+
+        sha = self.audio_sha256 or file_sha256(self.audio)
+        return envelopes(self.audio, sha, self.run_dir / AUDIO_CACHE).at(times, durations)
+
     def frame_rate(self) -> Fraction:
         """The recipe's own rate (None in a subclass means the job supplies it)."""
         if self.fps is None:
             raise DreamreelError("this job takes its frame rate from its source")
         return parse_fps(self.fps)
+
+
+def diffused_frames(values: list[dict[str, Any]] | Any) -> list[int]:
+    """The frames a ``--cadence`` film diffuses: frame 0, then each one ``cadence`` (its value at the
+    last diffused frame) after the one before; the frames between are moved and cross-faded."""
+    frames, index = [], 0
+    while index < len(values):
+        frames.append(index)
+        index += int(values[index].get("cadence", 1))
+    return frames
+
+
+def check_interpolation(target: str | int | float, rate: Fraction | None) -> Fraction:
+    """``--interpolate-to`` as a rate above the film's own ``rate`` (when known)."""
+    try:
+        wanted = parse_fps(target)
+    except DreamreelError:
+        raise DreamreelError(f"--interpolate-to {target!r} must be a frame rate such as 24 or 30000/1001") from None
+    if rate is not None and wanted <= rate:
+        raise DreamreelError(f"--interpolate-to {target} must be above the film's {float(rate):g} fps")
+    return wanted
 
 
 def check_seed_settings(recipe: Recipe) -> None:

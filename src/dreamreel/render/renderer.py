@@ -295,13 +295,15 @@ class Renderer:
         noise: torch.Tensor | None = None,
         on_step: StepCallback | None = None,
         control: ControlInput | None = None,
+        start_noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Render a batch; returns [B, 3, H, W] float pictures in [0, 1] on the CPU.
 
         Text-to-image when ``init_images`` is None (``noise`` may replace the seeds' starting noise,
         the generators still drive any stochastic sampler steps); image-to-image otherwise, with
         ``init_images`` as [0, 1] pixels [B, 3, H, W] or ready latents [B, 4, h, w] and diffusers'
-        ``strength`` semantics.
+        ``strength`` semantics; ``start_noise`` [B, C, h, w] may replace the noise img2img adds to the
+        picture's latents (vid2vid's --flow-noise moves it along the source's motion).
         """
         import torch
         from diffusers.utils.torch_utils import randn_tensor
@@ -313,6 +315,7 @@ class Renderer:
             return self._generate_by_length(
                 conditioning, seeds, steps=steps, guidance=guidance, width=width, height=height,
                 init_images=init_images, strength=strength, noise=noise, on_step=on_step, control=control,
+                start_noise=start_noise,
             )  # fmt: skip
         device, dtype = self.model.device, self.model.dtype
         generators = [seeded_generator(s) for s in seeds]
@@ -342,8 +345,9 @@ class Renderer:
                 init_latents = init_images.to(device, dtype)
             else:
                 init_latents = self.encode_images(init_images * 2 - 1, generators)
-            start_noise = randn_tensor(init_latents.shape, generator, device, dtype)
-            latents = scheduler.add_noise(init_latents, start_noise, timesteps[:1].repeat(batch))
+            if start_noise is None:
+                start_noise = randn_tensor(init_latents.shape, generator, device, dtype)
+            latents = scheduler.add_noise(init_latents, start_noise.to(device, dtype), timesteps[:1].repeat(batch))
 
         # diffusers' do_classifier_free_guidance: guidance <= 1 (Turbo, Lightning, LCM-LoRA at 1) and
         # LCM models, whose UNet takes the guidance as an embedding, run one UNet pass, not two
@@ -452,7 +456,7 @@ class Renderer:
             groups.setdefault(c.cond.shape[1], []).append(i)
         for indices in groups.values():
             sub = dict(settings)
-            for key in ("init_images", "noise"):
+            for key in ("init_images", "noise", "start_noise"):
                 if settings[key] is not None:
                     sub[key] = settings[key][indices]
             if settings["control"] is not None:

@@ -1,0 +1,208 @@
+"""Optical flow between pictures (OpenCV DIS or Farneback), its occlusion mask, and warps along it.
+
+Conventions: pictures are [H, W, 3] float32 arrays in [0, 1] (or [1, 3, H, W] tensors through the
+``*_tensor`` helpers); a flow is [H, W, 2] float32 pixels (x, y). ``flow(a, b)`` says, for every
+pixel x of ``a``, where it went in ``b``: a(x) ≈ b(x + flow(x)). So ``warp(b, flow(a, b))`` redraws
+``b`` in ``a``'s geometry ("backward warping": every output pixel reads one place, nothing is left
+empty). Neither flow needs weights, which is why they are used here rather than RAFT or GMFlow.
+
+The occlusion mask is the forward-backward consistency test of Sundaram, Brox and Keutzer (ECCV
+2010), as used by Ruder et al. for video style transfer and by Lai et al. (ECCV 2018) for the
+warping error: a pixel of ``a`` is visible in ``b`` when following the flow to ``b`` and the
+reverse flow back lands where it started, up to a tolerance that grows with the motion; pixels
+whose flow leaves the picture are occluded too.
+
+Everything here is deterministic for equal inputs (OpenCV's DIS and remap compute each pixel the
+same way whatever the thread count), which keeps a resumed run equal to an unbroken one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dreamreel.errors import DreamreelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+METHODS = ("dis", "farneback")
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise DreamreelError(
+            "optical flow needs OpenCV: pip install 'dreamreel[flow]' (opencv-python-headless)"
+        ) from None
+    return cv2
+
+
+def check_available() -> None:
+    """Refuse a flow option early (before any model loads) when OpenCV is missing."""
+    _cv2()
+
+
+def _gray(picture: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    cv2 = _cv2()
+    array = np.clip(np.rint(picture * 255), 0, 255).astype(np.uint8) if picture.dtype != np.uint8 else picture
+    return cv2.cvtColor(array, cv2.COLOR_RGB2GRAY) if array.ndim == 3 else array
+
+
+def flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
+    """The flow from picture ``a`` to picture ``b`` (see the module docstring), [H, W, 2] float32."""
+    cv2 = _cv2()
+    first, second = _gray(a), _gray(b)
+    if method == "dis":
+        # MEDIUM: DIS's own balance of speed and accuracy (sub-pixel on smooth pans, see the tests)
+        solver = cv2.DISOpticalFlow_create(cv2.DISOpticalFlow_PRESET_MEDIUM)
+        result = solver.calc(first, second, None)
+    elif method == "farneback":
+        result = cv2.calcOpticalFlowFarneback(first, second, None, 0.5, 4, 15, 5, 5, 1.1, 0)
+    else:
+        raise DreamreelError(f"unknown flow method {method!r}; choose one of {', '.join(METHODS)}")
+    return result.astype("float32")
+
+
+def _coordinates(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    h, w = field.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return xs + field[..., 0], ys + field[..., 1]
+
+
+def warp(picture: np.ndarray, field: np.ndarray, *, nearest: bool = False) -> np.ndarray:
+    """``picture`` read at x + field(x) for every x (bilinear, or nearest for noise); edges replicated."""
+    cv2 = _cv2()
+    map_x, map_y = _coordinates(field)
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.remap(picture, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def visible(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """[H, W] float32, 1 where a pixel of ``a`` is seen again in ``b`` and 0 where it is occluded,
+    from ``forward = flow(a, b)`` and ``backward = flow(b, a)`` (forward-backward consistency)."""
+    import numpy as np
+
+    h, w = forward.shape[:2]
+    back = warp(backward, forward)  # the reverse flow where each pixel of a landed
+    round_trip = forward + back
+    error = (round_trip**2).sum(-1)
+    scale = (forward**2).sum(-1) + (back**2).sum(-1)
+    consistent = error <= 0.01 * scale + 0.5  # Sundaram et al.'s tolerance
+    x, y = _coordinates(forward)
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return (consistent & inside).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FramePair:
+    """The motion between consecutive frames ``a`` (earlier) and ``b`` (later)."""
+
+    to_earlier: np.ndarray  # flow(b, a): where each pixel of b was in a (warps a into b's geometry)
+    to_later: np.ndarray  # flow(a, b): where each pixel of a went in b (warps b into a's geometry)
+    seen_before: np.ndarray  # [H, W] 1 where a pixel of b was visible in a
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray, method: str = "dis") -> FramePair:
+        to_earlier, to_later = flow(b, a, method), flow(a, b, method)
+        return cls(to_earlier, to_later, visible(to_earlier, to_later))
+
+
+# -- the same on the [1, 3, H, W] tensors the jobs hold ------------------------------------------
+
+
+def to_array(picture: torch.Tensor) -> np.ndarray:
+    return picture[0].permute(1, 2, 0).float().cpu().numpy().copy()
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    import torch
+
+    if array.ndim == 2:
+        array = array[..., None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def warp_tensor(picture: torch.Tensor, field: np.ndarray, *, nearest: bool = False) -> torch.Tensor:
+    """``warp`` for a [1, C, H, W] tensor (C up to 4; OpenCV's remap takes at most 4 channels)."""
+    return to_tensor(warp(to_array(picture), field, nearest=nearest)).to(picture.dtype)
+
+
+def warping_error(a: np.ndarray, b: np.ndarray, pair: FramePair) -> tuple[float, float]:
+    """Lai et al.'s warping error of consecutive output frames ``a``, ``b`` under the motion ``pair``
+    (of the source, or of the outputs themselves): the mean squared difference between ``b`` and
+    ``a`` warped into ``b``'s geometry, over the pixels of ``b`` visible in ``a``; and that share."""
+
+    mask = pair.seen_before
+    share = float(mask.mean())
+    if share == 0:
+        return 0.0, 0.0
+    difference = ((b - warp(a, pair.to_earlier)) ** 2).mean(-1)
+    return float((difference * mask).sum() / mask.sum()), share
+
+
+def interpolate(a: np.ndarray, b: np.ndarray, weight: float, pair: FramePair) -> np.ndarray:
+    """A picture ``weight`` of the way from ``a`` to ``b``: both moved part of the way along the flow
+    and cross-faded (each read at the position its flow says the pixel had, the flow at x standing
+    for the flow at the moving pixel: good for smooth motion, and what frame blending degrades to)."""
+    from_a = warp(a, -weight * pair.to_later)
+    from_b = warp(b, -(1 - weight) * pair.to_earlier)
+    return (1 - weight) * from_a + weight * from_b
+
+
+def to_array_of(picture: Image.Image) -> np.ndarray:
+    """An 8-bit picture as [H, W, 3] float32 in [0, 1]."""
+    import numpy as np
+
+    return np.asarray(picture.convert("RGB"), dtype=np.float32) / 255
+
+
+def in_between(a: Image.Image, b: Image.Image, weight: float, pair: FramePair | None = None) -> Image.Image:
+    """``interpolate`` for 8-bit pictures (``--interpolate-to``): the flow is computed unless given."""
+    import numpy as np
+    from PIL import Image
+
+    first, second = to_array_of(a), to_array_of(b)
+    pair = pair or FramePair.of(first, second)
+    middle = interpolate(first, second, weight, pair)
+    return Image.fromarray(np.clip(np.rint(middle * 255), 0, 255).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """How well a video holds together (Lai et al., ECCV 2018): the mean warping error of its
+    consecutive frames, the mean share of pixels it was measured on, and how many pairs."""
+
+    error: float
+    share: float
+    pairs: int
+
+
+def coherence(
+    outputs: Iterable[np.ndarray], sources: Iterable[np.ndarray] | None = None, method: str = "dis"
+) -> Coherence:
+    """The warping error of ``outputs`` ([H, W, 3] float pictures in [0, 1], streamed) under the
+    motion of ``sources`` (a vid2vid film's source frames at the same size), or of the outputs
+    themselves when there is no source (a zoom film: is each frame the last one moved?)."""
+    errors, shares = [], []
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    motion = iter(sources) if sources is not None else None
+    for output in outputs:
+        guide = next(motion) if motion is not None else output
+        if previous is not None:
+            pair = FramePair.of(previous[1], guide, method)
+            error, share = warping_error(previous[0], output, pair)
+            errors.append(error)
+            shares.append(share)
+        previous = (output, guide)
+    if not errors:
+        return Coherence(0.0, 0.0, 0)
+    return Coherence(sum(errors) / len(errors), sum(shares) / len(shares), len(errors))
