@@ -33,8 +33,8 @@ from dreamreel.runs.store import RunStore
 ray = pytest.importorskip("ray")
 
 SMALL = dict(model="tiny", steps=2, width=32, height=32)
-# Ray's switch for a machine-local instance: every Ray server then binds 127.0.0.1 only.
-LOOPBACK = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Ray's switch for a machine-local instance: every Ray server then binds 127.0.0.1 only; workers not niced.
+LOOPBACK = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}
 
 
 @pytest.fixture(scope="session")
@@ -221,3 +221,19 @@ def test_a_worker_of_another_device_class_is_refused_unless_forced(tmp_path, tin
     forced = store.read_info()["forced_resumes"]
     assert any("device class" in reason for entry in forced for reason in entry["reasons"])
     assert fingerprint(recipe) == expected
+
+
+def test_a_unit_failing_three_times_stops_the_run_with_the_resume_command(tmp_path, ray_address):
+    from dreamreel.cluster import run_on_cluster
+    from dreamreel.jobs.runner import prepare
+
+    source = make_video(tmp_path / "source.mp4", frames=8, width=64, height=48)
+    prepared = prepare(Vid2VidRecipe(prompt="a fox", video=str(source), seed=5, output=str(tmp_path / "v.mp4"), **SMALL))
+    make_video(source, frames=2, width=64, height=48)  # the source lost frames after the plan: every try fails
+
+    with pytest.raises(DreamreelError) as failure:
+        run_on_cluster(prepared, workers=1)
+
+    message = str(failure.value)
+    assert "\n" not in message and "failed 3 times" in message
+    assert f"Resume with: dreamreel resume {prepared.recipe.run_dir}" in message

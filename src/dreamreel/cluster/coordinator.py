@@ -8,12 +8,14 @@ film whose frames read earlier frames (``job.needs``: zoom, vid2vid with feedbac
 stream continues on another one at its first missing frame, fed the frames it needs from the run
 folder (exact 8-bit pictures), never from frame 0.
 
-Pull-based: each worker holds at most ``IN_FLIGHT`` units (one rendering, one queued so it never
-waits on the writer), and gets the next unit when one comes back, so a fast GPU does more. A unit
-whose worker dies goes back to the queue; the same unit failing ``MAX_ATTEMPTS`` times stops the run.
-Rendered-but-uncommitted frames are bounded: a unit is handed out only while the frames held back
-for order plus those in flight stay within ``2 * workers * batch`` (the unit holding a film's next
-frame always goes), so a writer crash loses at most that many rendered frames.
+A unit is ``UNIT_FRAMES`` (4) items rounded up to whole batches. Pull-based: each worker holds at
+most ``IN_FLIGHT`` units (one rendering, one queued so it never waits on the writer), and gets the
+next unit when one comes back, so a fast GPU does more. A unit whose worker dies goes back to the
+queue (a replacement worker starts when much work remains); the same unit failing ``MAX_ATTEMPTS``
+times stops the run. Rendered-but-uncommitted frames are bounded: a unit is handed out only while
+the frames held back for order plus those in flight stay within ``2 * workers * unit`` frames (the
+unit holding a film's next frame always goes, so at most one unit more), so a writer crash loses at
+most that much rendering; everything committed stays.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ if TYPE_CHECKING:
 IN_FLIGHT = 2  # units per worker: one rendering, one waiting behind it
 MAX_ATTEMPTS = 3  # a unit failing this often stops the run
 STREAM_CHUNK = 2  # frames of a feedback film per call (committed as they come back)
-LOOKAHEAD_PER_WORKER = 2  # in batches: the bound on rendered-but-uncommitted frames is this * workers * batch
+UNIT_FRAMES = 4  # independent items per call, whole fixed batches (fewer calls; vid2vid seeks its source once)
+LOOKAHEAD_PER_WORKER = 2  # units: rendered-but-uncommitted frames stay within this * workers * unit
+REPLACE_ABOVE = 2  # a lost worker is replaced while more than this many lookaheads of frames remain
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,10 @@ class _Coordinator:
 
     def _connect(self) -> bool:
         """Join or start Ray; True when this run started it (and so stops it)."""
+        local = self.address in (None, "", "auto") and not os.environ.get("RAY_ADDRESS")
+        if local:  # a machine-local instance: Ray's switch that binds every server to 127.0.0.1 only,
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            os.environ.setdefault("RAY_worker_niceness", "0")  # and workers as urgent as a local run (Ray: 15)
         try:
             import ray
         except ImportError:
@@ -287,7 +295,7 @@ class _Coordinator:
             return False
         address = self.address
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address in (None, "", "auto") and not os.environ.get("RAY_ADDRESS"):
+        if local:
             import torch
 
             gpus = torch.cuda.device_count()
@@ -321,8 +329,8 @@ class _Coordinator:
         self.actor_class = ray.remote(**options)(RenderWorker)
         self.spawn_args = (os.getcwd(), threads)
         self.spares = count
-        batch = max(max(getattr(f.prepared.recipe, "batch", 1) or 1 for f in todo), STREAM_CHUNK)
-        self.limit = LOOKAHEAD_PER_WORKER * count * batch
+        unit = max(max(_unit_size(f.prepared.recipe) for f in todo), STREAM_CHUNK)
+        self.limit = LOOKAHEAD_PER_WORKER * count * unit
         self.recipes = [f.prepared.recipe for f in todo]
         for film in todo:
             film.ref = ray.put(film.prepared)
@@ -406,10 +414,9 @@ class _Coordinator:
     def _queue_units(self, film: _Film) -> None:
         from dreamreel.render.renderer import fixed_batches
 
-        batch = max(1, getattr(film.prepared.recipe, "batch", 1) or 1)
         remaining = film.wanted[film.committed :]
         keep = set(remaining)
-        for chunk in fixed_batches(remaining, film.prepared.plan.count, batch):
+        for chunk in fixed_batches(remaining, film.prepared.plan.count, _unit_size(film.prepared.recipe)):
             self.queue.append(_Unit(film.number, [i for i in chunk if i in keep]))
 
     def _render(self, todo: list[_Film]) -> None:
@@ -524,7 +531,9 @@ class _Coordinator:
             if unit.attempts >= MAX_ATTEMPTS:
                 raise _failed(self.films[unit.film], unit, "its worker died each time")
             self._give_back(unit, worker)
-        if self.spares > 0:
+        remaining = sum(len(f.wanted) - f.committed for f in self.films)
+        # A replacement loads the model first: worth it for a long run, or when nobody is left.
+        if self.spares > 0 and (alive == 0 or remaining > REPLACE_ABOVE * self.limit):
             self.spares -= 1
             self._spawn()
 
@@ -577,6 +586,13 @@ class _Coordinator:
             if worker.alive:
                 with contextlib.suppress(Exception):  # already gone: nothing to stop
                     self.ray.kill(worker.handle)
+
+
+def _unit_size(recipe: Recipe) -> int:
+    """Items per work unit: whole fixed batches of the recipe's ``--batch`` (a multiple of it, so each
+    unit is a union of the batches a local run renders), at least ``UNIT_FRAMES``."""
+    batch = max(1, getattr(recipe, "batch", 1) or 1)
+    return batch * -(-UNIT_FRAMES // batch)
 
 
 def _cause(exc: Any) -> BaseException:

@@ -1,0 +1,113 @@
+"""The cost of the cluster path: one Ray worker against a local run of the same film.
+
+Both render the same 40-frame sweep with ``tiny`` into the same run folder (removed between runs),
+interleaved (local, cluster, local, cluster ...) so machine load hits both. Two figures per run:
+
+- render: from the reporter's ``begin`` to its ``end`` (every frame rendered and committed); the local
+  run's model is loaded beforehand, the cluster's worker has loaded it before ``begin``;
+- whole: the call, start to end (local: model load + render + encode; cluster: worker start, its
+  model load, render, encode; the Ray instance itself is started once, before, as `ray start` would be).
+
+    python benchmarks/cluster_overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray binds 127.0.0.1 only
+os.environ.setdefault("RAY_worker_niceness", "0")  # workers as urgent as the local run (Ray's default: 15)
+
+
+class Clock:
+    """A Reporter that notes when rendering begins and ends."""
+
+    def __init__(self) -> None:
+        self.began = self.ended = 0.0
+
+    def message(self, text: str) -> None:
+        pass
+
+    def begin(self, total: int, unit: str) -> None:
+        self.began = time.perf_counter()
+
+    def step(self, step: int, total: int, latents: object = None) -> None:
+        pass
+
+    def item(self, path: object) -> None:
+        pass
+
+    def end(self) -> None:
+        self.ended = time.perf_counter()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    import ray
+    import torch
+
+    from dreamreel.cluster import run_on_cluster
+    from dreamreel.jobs.runner import run_job
+    from dreamreel.jobs.sweep import SweepRecipe
+    from dreamreel.models.loading import load_model_for
+
+    folder = Path(tempfile.mkdtemp(prefix="dreamreel-cluster-bench-"))
+    recipe = SweepRecipe(
+        prompt="a coyote", param="seed", sweep_from=1, sweep_to=args.frames, frames=args.frames, model="tiny",
+        steps=args.steps, width=args.size, height=args.size, output=str(folder / "sweep.mp4"),
+    )  # fmt: skip
+    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+
+    def clean() -> None:
+        shutil.rmtree(recipe.run_dir, ignore_errors=True)
+        Path(recipe.output).unlink(missing_ok=True)
+
+    def local() -> tuple[float, float]:
+        clean()
+        clock = Clock()
+        start = time.perf_counter()
+        run_job(recipe, model=load_model_for(recipe, quiet=True), reporter=clock)
+        return clock.ended - clock.began, time.perf_counter() - start
+
+    def cluster() -> tuple[float, float]:
+        clean()
+        clock = Clock()
+        start = time.perf_counter()
+        run_on_cluster(recipe, workers=1, reporter=clock)
+        return clock.ended - clock.began, time.perf_counter() - start
+
+    local()  # warm-up: the tiny model's hash cache, file system
+    pairs = []
+    for _ in range(args.runs):
+        pairs.append((local(), cluster()))
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+
+    render = [c[0] / loc[0] for loc, c in pairs]
+    whole = [c[1] / loc[1] for loc, c in pairs]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{args.frames} frames, {args.size} px, {args.steps} steps, tiny, 1 worker, {args.runs} pairs")
+    for (loc, c), r, w in zip(pairs, render, whole, strict=True):
+        print(f"  local render {loc[0]:.2f} s whole {loc[1]:.2f} s | cluster render {c[0]:.2f} s whole {c[1]:.2f} s"
+              f" | ratio render {r:.3f} whole {w:.3f}")  # fmt: skip
+    print(f"render ratio (cluster / local, median): {statistics.median(render):.3f}")
+    print(f"whole-run ratio (cluster / local, median): {statistics.median(whole):.3f}")
+
+
+if __name__ == "__main__":
+    main()
