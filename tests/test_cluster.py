@@ -28,6 +28,7 @@ from dreamreel.jobs.sweep import SweepRecipe
 from dreamreel.jobs.txt2img import Txt2ImgRecipe
 from dreamreel.jobs.vid2vid import Vid2VidRecipe
 from dreamreel.jobs.zoom import ZoomRecipe
+from dreamreel.recipes.serial import recipe_to_toml
 from dreamreel.runs.store import RunStore
 
 ray = pytest.importorskip("ray")
@@ -101,9 +102,8 @@ class Messages:
         pass
 
 
-def test_independent_items_on_two_workers_equal_one_process(tmp_path, tiny_model, ray_address):
-    from dreamreel.cluster import run_on_cluster
-
+def test_independent_items_on_two_workers_equal_one_process(tmp_path, tiny_model, ray_address, run_cli):
+    """`dreamreel run A.toml B.toml ... --cluster`: four films at once, every frame as one process renders it."""
     video = make_video(tmp_path / "source.mp4", frames=12, width=64, height=48)
     recipes = [
         Vid2VidRecipe(prompt="a fox", video=str(video), strength=0.6, seed=5, output=str(tmp_path / "v.mp4"), **SMALL),
@@ -115,12 +115,16 @@ def test_independent_items_on_two_workers_equal_one_process(tmp_path, tiny_model
     ]  # fmt: skip
     expected = local_fingerprints(recipes, tiny_model)
     assert [len(e) for e in expected] == [12, 12, 12, 12]
+    files = []
+    for number, recipe in enumerate(recipes):
+        files.append(tmp_path / f"{number}.toml")
+        files[-1].write_text(recipe_to_toml(recipe))
 
-    result = run_on_cluster(recipes, workers=2)
+    code, out, err = run_cli(["run", *files, "--cluster", ray_address, "--workers", "2", "--quiet"])
 
+    assert code == 0, err
+    assert out.split() == [r.output for r in recipes[:3]]  # the videos, as a local run prints them
     assert [fingerprint(r) for r in recipes] == expected
-    assert Path(recipes[0].output).is_file()
-    assert result.workers_lost == 0
     info = RunStore.open(recipes[0].run_dir).read_info()
     assert info["device_class"].startswith("cpu float32") and info["model_hash"] == tiny_model.model_hash
 
@@ -148,12 +152,12 @@ def test_a_worker_killed_after_three_frames_the_run_completes_exactly(tmp_path, 
 
 
 def test_the_writer_killed_mid_run_then_a_local_resume_is_byte_identical(tmp_path, tiny_model, ray_address, run_cli, cli_tiny):
-    recipe = SweepRecipe(prompt="a coyote", param="seed", sweep_from=1, sweep_to=16, frames=16,
+    recipe = SweepRecipe(prompt="a coyote", param="seed", sweep_from=1, sweep_to=12, frames=12,
                          output=str(tmp_path / "s.mp4"), **{**SMALL, "width": 64, "height": 64})  # fmt: skip
     expected = local_fingerprints([recipe], tiny_model)[0]
     command = [
-        sys.executable, "-m", "dreamreel", "sweep", "a coyote", "--param", "seed", "--from", "1", "--to", "16",
-        "--frames", "16", "--model", "tiny", "--steps", "2", "--width", "64", "--height", "64",
+        sys.executable, "-m", "dreamreel", "sweep", "a coyote", "--param", "seed", "--from", "1", "--to", "12",
+        "--frames", "12", "--model", "tiny", "--steps", "2", "--width", "64", "--height", "64",
         "-o", recipe.output, "--cluster", ray_address, "--workers", "2", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, **LOOPBACK, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -168,7 +172,7 @@ def test_the_writer_killed_mid_run_then_a_local_resume_is_byte_identical(tmp_pat
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     kept = len(RunStore.open(recipe.run_dir).done())
-    assert 3 <= kept < 16
+    assert 3 <= kept < 12
 
     code, _, err = run_cli(["resume", recipe.run_dir, "--quiet"])
 
@@ -200,9 +204,7 @@ def test_two_zoom_films_a_worker_killed_mid_film_resumes_at_its_first_missing_fr
     assert [fingerprint(f) for f in films] == expected
 
 
-def test_a_worker_of_another_device_class_is_refused_unless_forced(tmp_path, tiny_model, ray_address):
-    from dreamreel.cluster import resume_on_cluster
-
+def test_a_worker_of_another_device_class_is_refused_unless_forced(tmp_path, tiny_model, ray_address, run_cli):
     recipe = SweepRecipe(prompt="a coyote", param="seed", sweep_from=1, sweep_to=4, frames=4,
                          output=str(tmp_path / "s.mp4"), **SMALL)  # fmt: skip
     expected = local_fingerprints([recipe], tiny_model)[0]
@@ -210,14 +212,18 @@ def test_a_worker_of_another_device_class_is_refused_unless_forced(tmp_path, tin
     store = RunStore.open(recipe.run_dir)
     store.truncate(2)  # an interrupted run...
     store.write_info({**store.read_info(), "device_class": "cuda NVIDIA H100 80GB HBM3 float16"})  # ...from a GPU
+    resume = ["resume", recipe.run_dir, "--cluster", ray_address, "--workers", "1", "--quiet"]
 
-    with pytest.raises(DreamreelError, match=r"refused.*device class is cpu float32.*--force"):
-        resume_on_cluster(recipe.run_dir, workers=1)
+    code, _, err = run_cli(resume)
+
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "refused: its device class is cpu float32" in err and "--force" in err
     assert len(store.done()) == 2  # nothing rendered
 
-    result = resume_on_cluster(recipe.run_dir, workers=1, force=True)
+    code, out, err = run_cli([*resume, "--force"])
 
-    assert result.forced and "device class is cpu float32" in result.forced[0]
+    assert code == 0, err
+    assert out.strip() == recipe.output
     forced = store.read_info()["forced_resumes"]
     assert any("device class" in reason for entry in forced for reason in entry["reasons"])
     assert fingerprint(recipe) == expected
@@ -237,3 +243,13 @@ def test_a_unit_failing_three_times_stops_the_run_with_the_resume_command(tmp_pa
     message = str(failure.value)
     assert "\n" not in message and "failed 3 times" in message
     assert f"Resume with: dreamreel resume {prepared.recipe.run_dir}" in message
+
+
+def test_cluster_options_are_checked_before_anything_starts(tmp_path, run_cli, no_model_load):
+    code, _, err = run_cli(["txt2img", "a cat", "--model", "tiny", "--workers", "2", "-o", tmp_path])
+    assert code == 2 and "--workers applies to a cluster run" in err
+    recipe = tmp_path / "a.toml"
+    recipe.write_text(recipe_to_toml(Txt2ImgRecipe(prompt="a cat", seeds=[1], out=str(tmp_path), **SMALL)))
+    code, _, err = run_cli(["run", recipe, recipe])
+    assert code == 2 and "several recipe files run together on a cluster" in err
+    assert not list(tmp_path.glob("*.png"))

@@ -24,6 +24,7 @@ import contextlib
 import os
 import shlex
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from dreamreel.runs.writer import BackgroundWriter
+
+# Workers of finished runs, kept warm (model loaded) for the next run of this process: by actor options.
+_IDLE: dict[tuple[Any, ...], list[Any]] = {}
 
 IN_FLIGHT = 2  # units per worker: one rendering, one waiting behind it
 MAX_ATTEMPTS = 3  # a unit failing this often stops the run
@@ -116,6 +120,7 @@ class _Film:
     next_to_send: int = 0  # a stream's next position to ask for
     expected_hash: str | None = None
     written: list[Path] = field(default_factory=list)
+    failures: dict[int, int] = field(default_factory=dict)  # a stream: failed tries per frame it reopens at
 
     @property
     def done(self) -> bool:
@@ -243,6 +248,8 @@ class _Coordinator:
         self.spares = 0  # replacements a run may start for lost workers
         self.limit = 1
         self.resume_command = "dreamreel resume " + " ".join(shlex.quote(f.label) for f in films)
+        self.run_id = uuid.uuid4().hex
+        self.pool_key: tuple[Any, ...] = ()
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -251,20 +258,23 @@ class _Coordinator:
             self._open_output(film)
         self.resume_command = "dreamreel resume " + " ".join(shlex.quote(f.label) for f in self.films)
         todo = [f for f in self.films if not f.done]
-        started = False
+        started = finished = False
         try:
+            if todo:  # workers start and introduce themselves (refusals) before anything renders
+                started = self._connect()
+                self._start_workers(todo)
             with resumable(self.resume_command):
                 if todo:
-                    started = self._connect()
-                    self._start_workers(todo)
                     self._render(todo)
                 self._finish()
+            finished = True
         finally:
             for film in self.films:
                 if film.writer is not None:
                     film.writer.close()
-            self._stop_workers()
+            self._stop_workers(keep=finished and not started)
             if started:
+                _IDLE.clear()
                 self.ray.shutdown()
         return self.result
 
@@ -337,18 +347,27 @@ class _Coordinator:
             film.next_to_send = film.wanted[film.committed]
             if not film.stream:
                 self._queue_units(film)
-        for _ in range(count):
+        self.pool_key = (repr(sorted(options.items())), self.spawn_args, ray.get_runtime_context().gcs_address)
+        idle = _IDLE.pop(self.pool_key, [])
+        _IDLE[self.pool_key] = idle[count:]
+        for handle in idle[:count]:
+            self._spawn(handle)
+        for _ in range(count - len(idle[:count])):
             self._spawn()
         self.report.message(f"cluster: {count} workers starting (each loads the model once)")
         # Every worker introduces itself (model loaded) before any renders: refusals come first.
-        while any(w.alive and w.info is None for w in self.workers):
-            self._await_hellos()
+        for _ in range(2):  # a warm worker found dead is replaced once
+            while any(w.alive and w.info is None for w in self.workers):
+                self._await_hellos()
+            for _ in range(count - sum(w.alive for w in self.workers) - len(self.refusals)):
+                self._spawn()
         if not any(w.alive for w in self.workers):
             why = self.refusals[-1] if self.refusals else "every worker died while loading the model"
             raise DreamreelError(f"{why}; --force accepts such workers (recorded in run.json)")
 
-    def _spawn(self) -> None:
-        handle = self.actor_class.remote(*self.spawn_args)
+    def _spawn(self, warm: Any = None) -> None:
+        """Start a worker (or take a warm one from an earlier run); it first describes itself."""
+        handle = warm if warm is not None else self.actor_class.remote(*self.spawn_args)
         worker = _Worker(len(self.workers) + 1, handle)
         worker.hello = handle.describe.remote(self.recipes)
         self.workers.append(worker)
@@ -364,7 +383,7 @@ class _Coordinator:
             facts = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
             worker.alive = False
-            self.report.message(f"worker {worker.number} died while loading the model")
+            self.report.message(f"worker {worker.number} died before it rendered")
             return
         except self.ray.exceptions.RayTaskError as exc:
             raise _cause(exc) from None
@@ -452,7 +471,8 @@ class _Coordinator:
                     break
                 film = self.films[unit.film]
                 history = self._history(film, unit.positions[0]) if unit.opening else {}
-                ref = worker.handle.render.remote(film.number, film.ref, unit.positions, history, stream)
+                key = f"{self.run_id}/{film.number}"
+                ref = worker.handle.render.remote(key, film.ref, unit.positions, history, stream)
                 worker.inflight.append((ref, unit))
 
     def _next_unit(self, worker: _Worker) -> tuple[_Unit | None, bool]:
@@ -471,7 +491,7 @@ class _Coordinator:
                 if film.next_to_send > film.wanted[0]:
                     self.report.message(f"{film.label}: continues at frame {film.next_to_send} on worker {worker.number}")
             end = min(film.next_to_send + STREAM_CHUNK, film.prepared.plan.count)
-            unit = _Unit(film.number, list(range(film.next_to_send, end)), opening=opening)
+            unit = _Unit(film.number, list(range(film.next_to_send, end)), film.failures.get(film.next_to_send, 0), opening)
             film.next_to_send = end
             return unit, True
         pending = sum(len(f.held) for f in self.films) + sum(
@@ -544,6 +564,7 @@ class _Coordinator:
             if film.owner is worker:
                 film.owner = None
                 film.next_to_send = film.wanted[film.committed]
+                film.failures[film.next_to_send] = max(unit.attempts, film.failures.get(film.next_to_send, 0))
                 for _, other in worker.inflight:
                     if other.film == film.number:
                         other.positions = []
@@ -581,11 +602,26 @@ class _Coordinator:
                 film.loop.finished()
                 self.result.outputs[film.number] = film.written
 
-    def _stop_workers(self) -> None:
+    def _stop_workers(self, keep: bool) -> None:
+        """Idle workers of a finished run stay warm for the next run in this process (when Ray was
+        started by the caller, not by this run); the others end."""
         for worker in self.workers:
-            if worker.alive:
+            if keep and worker.alive and worker.info is not None and not worker.inflight:
+                _IDLE.setdefault(self.pool_key, []).append(worker.handle)
+            elif worker.alive:
                 with contextlib.suppress(Exception):  # already gone: nothing to stop
                     self.ray.kill(worker.handle)
+
+
+def release_workers() -> None:
+    """End the warm workers that finished runs left in this process (they hold a GPU each)."""
+    import ray
+
+    for handles in _IDLE.values():
+        for handle in handles:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(handle)
+    _IDLE.clear()
 
 
 def _unit_size(recipe: Recipe) -> int:

@@ -80,8 +80,8 @@ class RenderWorker:
 
             torch.set_num_threads(threads)
         self._models: dict[tuple[Any, ...], LoadedModel] = {}
-        # Open feedback films: film -> (the next index its generator yields, the generator).
-        self._streams: dict[int, tuple[int, Iterator[Frame]]] = {}
+        # Open feedback films: "run/film" -> (the next index its generator yields, the generator).
+        self._streams: dict[str, tuple[int, Iterator[Frame]]] = {}
 
     def model(self, recipe: Recipe) -> LoadedModel:
         key = model_key(recipe)
@@ -111,7 +111,7 @@ class RenderWorker:
 
     def render(
         self,
-        film: int,
+        film: str,
         prepared: Prepared,
         wanted: Sequence[int],
         history: Mapping[int, np.ndarray],
