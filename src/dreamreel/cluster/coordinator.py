@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -440,7 +439,6 @@ class _Coordinator:
 
     def _render(self, todo: list[_Film]) -> None:
         self.report.begin(sum(len(f.wanted) - f.committed for f in todo), "frame")
-        self.started = time.monotonic()
         try:
             while not all(f.done for f in self.films):
                 self._dispatch()
