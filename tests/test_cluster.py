@@ -253,3 +253,20 @@ def test_cluster_options_are_checked_before_anything_starts(tmp_path, run_cli, n
     code, _, err = run_cli(["run", recipe, recipe])
     assert code == 2 and "several recipe files run together on a cluster" in err
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_an_error_of_the_job_itself_gives_the_one_line_of_a_local_run(tmp_path, tiny_model, ray_address):
+    from dreamreel.cluster import run_on_cluster
+    from dreamreel.jobs.runner import prepare
+
+    source = make_video(tmp_path / "source.mp4", frames=4, width=64, height=48)
+    prepared = prepare(Vid2VidRecipe(prompt="a fox", video=str(source), seed=5, output=str(tmp_path / "v.mp4"), **SMALL))
+    source.write_bytes(b"not a video any more")  # broken after the plan: the job fails while rendering
+    with pytest.raises(DreamreelError) as local:
+        run_job(prepared, model=tiny_model)
+
+    with pytest.raises(DreamreelError) as cluster:
+        run_on_cluster(prepared, workers=1)
+
+    assert str(cluster.value) == str(local.value) and "Resume with: dreamreel resume" in str(local.value)
+    assert cluster.value.exit_code == local.value.exit_code
