@@ -158,7 +158,7 @@ def test_the_writer_killed_mid_run_then_a_local_resume_is_byte_identical(tmp_pat
     command = [
         sys.executable, "-m", "dreamreel", "sweep", "a coyote", "--param", "seed", "--from", "1", "--to", "12",
         "--frames", "12", "--model", "tiny", "--steps", "2", "--width", "64", "--height", "64",
-        "-o", recipe.output, "--cluster", ray_address, "--workers", "2", "--quiet",
+        "-o", recipe.output, "--cluster", ray_address, "--workers", "1", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, **LOOPBACK, "PYTHONPATH": os.pathsep.join(sys.path)}
     writer = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
