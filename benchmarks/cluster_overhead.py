@@ -37,12 +37,15 @@ class Clock:
 
     def __init__(self) -> None:
         self.began = self.ended = 0.0
+        self.rendering = False
 
     def message(self, text: str) -> None:
         pass
 
     def begin(self, total: int, unit: str) -> None:
-        self.began = time.perf_counter()
+        self.rendering = unit == "frame"  # not the encoding that follows
+        if self.rendering:
+            self.began = time.perf_counter()
 
     def step(self, step: int, total: int, latents: object = None) -> None:
         pass
@@ -51,7 +54,9 @@ class Clock:
         pass
 
     def end(self) -> None:
-        self.ended = time.perf_counter()
+        if self.rendering:
+            self.ended = time.perf_counter()
+        self.rendering = False
 
 
 def main() -> None:
