@@ -32,22 +32,39 @@ def cli() -> None:
     """
 
 
-def render(recipe: Recipe, *, quiet: bool, announce: bool = False) -> list[Path]:
+def render(
+    recipe: Recipe, *, quiet: bool, announce: bool = False, cluster: str | None = None, workers: int | None = None
+) -> list[Path]:
     """Prepare the recipe (everything checked before the model loads), say what was drawn at random
-    when ``announce``, run it with progress bars; a video's path goes to stdout."""
+    when ``announce``, run it with progress bars (here, or on a Ray cluster with ``cluster``); a
+    video's path goes to stdout."""
     from dreamreel.cli.progress import ProgressBars
     from dreamreel.jobs.runner import prepare, run_job
 
+    check_cluster_options(cluster, workers)
     prepared = prepare(recipe)
     if announce:
         announce_drawn(prepared.recipe)
     note = prepared.recipe.announcement()
     if note:
         click.echo(note, err=True)
-    written = run_job(prepared, reporter=ProgressBars(quiet=quiet), quiet_load=quiet)
+    if cluster:
+        from dreamreel.cluster import run_on_cluster
+
+        done = run_on_cluster(prepared, workers=workers, address=cluster, reporter=ProgressBars(quiet=quiet))
+        written = done.outputs[0]
+    else:
+        written = run_job(prepared, reporter=ProgressBars(quiet=quiet), quiet_load=quiet)
     if not prepared.job.stills:
         click.echo(str(written[0]))
     return written
+
+
+def check_cluster_options(cluster: str | None, workers: int | None) -> None:
+    if workers is not None and not cluster:
+        raise DreamreelError("--workers applies to a cluster run: add --cluster auto (or a cluster's address)")
+    if workers is not None and workers < 1:
+        raise DreamreelError(f"--workers must be at least 1, got {workers}")
 
 
 def announce_drawn(recipe: Recipe) -> None:

@@ -9,6 +9,7 @@ import click
 
 from dreamreel.cli.app import cli, render
 from dreamreel.cli.options import (
+    cluster_options,
     control_options,
     film_seed_options,
     guidance_option,
@@ -30,7 +31,12 @@ CADENCE_HELP = (
 
 def _film(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
     """A film whose one seed, when not given, is drawn and announced."""
-    render(recipe_options(recipe_cls, options, **fixed), quiet=options["quiet"], announce=options.get("seed") is None)
+    recipe = recipe_options(recipe_cls, options, **fixed)
+    render(recipe, quiet=options["quiet"], announce=options.get("seed") is None, **cluster_of(options))
+
+
+def cluster_of(options: dict[str, Any]) -> dict[str, Any]:
+    return {"cluster": options.get("cluster"), "workers": options.get("workers")}
 
 
 @cli.command()
@@ -49,6 +55,7 @@ def _film(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
 @scheduled_guidance_option
 @video_options
 @picture_options
+@cluster_options
 def sweep(prompt: str, **options: Any) -> None:
     """One frame per value of a parameter: a video, its run folder and a captioned contact sheet.
 
@@ -109,6 +116,7 @@ def sweep(prompt: str, **options: Any) -> None:
 @scheduled_guidance_option
 @video_options
 @picture_options
+@cluster_options
 @control_options
 def vid2vid(prompt: str, **options: Any) -> None:
     """Every frame of a video through img2img: same timing, same sound, upright.
@@ -148,6 +156,7 @@ def vid2vid(prompt: str, **options: Any) -> None:
 @click.option("--flow-noise", is_flag=True, hidden=True)
 @video_options
 @picture_options
+@cluster_options
 @control_options
 def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
@@ -160,7 +169,7 @@ def zoom(prompt: str | None, **options: Any) -> None:
         )
 
     recipe = recipe_options(ZoomRecipe, options, prompt=prompt or "")
-    render(recipe, quiet=options["quiet"])  # the guide's seed 1 is the default: nothing drawn
+    render(recipe, quiet=options["quiet"], **cluster_of(options))  # the guide's seed 1 is the default: nothing drawn
 
 
 @cli.command()
@@ -176,6 +185,7 @@ def zoom(prompt: str | None, **options: Any) -> None:
 @guidance_option
 @video_options
 @picture_options
+@cluster_options
 def interpolate(prompt: str | None, prompts: tuple[str, ...], seeds: tuple[int, ...], seed_list: str | None, **options: Any) -> None:
     """Smooth video: slerp between seeds' noise, lerp between prompts' embeddings."""
     from dreamreel.jobs.interpolate import InterpolateRecipe
@@ -186,4 +196,4 @@ def interpolate(prompt: str | None, prompts: tuple[str, ...], seeds: tuple[int, 
     seed_values = parse_seeds(seed_list) if seed_list else list(seeds)
     all_prompts = ([prompt] if prompt else []) + list(prompts)
     recipe = recipe_options(InterpolateRecipe, options, prompts=all_prompts, seeds=seed_values)
-    render(recipe, quiet=options["quiet"], announce=not seed_values)
+    render(recipe, quiet=options["quiet"], announce=not seed_values, **cluster_of(options))

@@ -139,6 +139,17 @@ video_options = options(
     ),
 )
 
+# Where to render: this process, or a Ray cluster (Ray is imported only when --cluster is given).
+cluster_options = options(
+    click.option(
+        "--cluster",
+        metavar="auto|ADDRESS",
+        help='Render on a Ray cluster, the same pictures bit for bit: auto starts one here, ADDRESS joins '
+        '`ray start --head` (needs pip install "dreamreel[cluster]").',
+    ),
+    click.option("--workers", type=int, help="Render workers with --cluster (default: one per GPU, else one per CPU)."),
+)
+
 film_seed_options = options(
     click.option("--seed", type=int, help="The seed (default: drawn at random and printed; zoom: 1, the guide's)."),
     click.option(

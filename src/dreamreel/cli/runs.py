@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from dreamreel.cli.app import cli, render
+from dreamreel.cli.app import check_cluster_options, cli, render
+from dreamreel.cli.options import cluster_options
 from dreamreel.errors import DreamreelError
 
 VIDEO_INFO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".m4v", ".avi", ".run")
@@ -18,38 +19,90 @@ VIDEO_INFO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".m4v", ".avi", 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("recipe_file", type=click.Path(dir_okay=False))
 @click.option("--output", "-o", help="Where to write: a video path for video jobs, a folder for stills.")
+@cluster_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def run(ctx: click.Context, recipe_file: str, output: str | None, quiet: bool, debug: bool) -> None:
-    """Run any job from a recipe TOML; override any setting: --steps 20 --model tiny --reverse."""
+def run(
+    ctx: click.Context,
+    recipe_file: str,
+    output: str | None,
+    cluster: str | None,
+    workers: int | None,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Run any job from a recipe TOML; override any setting: --steps 20 --model tiny --reverse.
+
+    Many recipes at once on a cluster: dreamreel run a.toml b.toml c.toml --cluster auto
+    """
     from dreamreel.jobs import recipe_from_toml
     from dreamreel.recipes.overrides import parse_overrides
 
-    recipe = recipe_from_toml(recipe_file)
-    changes = parse_overrides(recipe, list(ctx.args))
-    if output is not None:
-        changes["output" if "output" in recipe.field_names() else "out"] = output
-    render(recipe.from_dict({**recipe.to_dict(), **changes}), quiet=quiet)
+    args = list(ctx.args)
+    files = [recipe_file]
+    while args and not args[0].startswith("-"):  # more recipe files before the overrides
+        files.append(args.pop(0))
+    if len(files) > 1 and not cluster:
+        raise DreamreelError("several recipe files run together on a cluster: add --cluster auto")
+    if len(files) > 1 and output is not None:
+        raise DreamreelError("-o names one output: leave it out with several recipe files")
+    recipes = []
+    for file in files:
+        recipe = recipe_from_toml(file)
+        changes = parse_overrides(recipe, args)
+        if output is not None:
+            changes["output" if "output" in recipe.field_names() else "out"] = output
+        recipes.append(recipe.from_dict({**recipe.to_dict(), **changes}))
+    if len(recipes) == 1:
+        render(recipes[0], quiet=quiet, cluster=cluster, workers=workers)
+        return
+    from dreamreel.cli.progress import ProgressBars
+    from dreamreel.cluster import run_on_cluster
+    from dreamreel.jobs.runner import prepare
+
+    check_cluster_options(cluster, workers)
+    prepared = [prepare(recipe) for recipe in recipes]  # every recipe checked before any worker starts
+    done = run_on_cluster(prepared, workers=workers, address=cluster, reporter=ProgressBars(quiet=quiet))
+    for job, written in zip(prepared, done.outputs, strict=True):
+        if not job.job.stills:
+            click.echo(str(written[0]))
 
 
 @cli.command()
-@click.argument("folder", type=click.Path())
+@click.argument("folders", nargs=-1, required=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Resume even when the result would not be exact (recorded).")
+@cluster_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def resume(folder: str, force: bool, quiet: bool, debug: bool) -> None:
+def resume(
+    folders: tuple[str, ...], force: bool, cluster: str | None, workers: int | None, quiet: bool, debug: bool
+) -> None:
     """Finish interrupted work: a video's run folder (NAME.run or NAME.mp4) or the seed loops of an output folder.
 
     Frames already safe (file present, sha256 as in the manifest) are kept; rendering continues from the
-    first missing one with all state restored, then the video is encoded again.
+    first missing one with all state restored, then the video is encoded again. Several folders can be
+    given; with --cluster they render together on the cluster's workers.
     """
     from dreamreel.cli.progress import ProgressBars
     from dreamreel.jobs.runner import resume as resume_work
 
-    written = resume_work(folder, force=force, reporter=ProgressBars(quiet=quiet), quiet_load=quiet)
-    if len(written) == 1 and written[0].suffix.lower() in (".mp4", ".webm", ".gif"):
-        click.echo(str(written[0]))
+    check_cluster_options(cluster, workers)
+    if cluster:
+        from dreamreel.cluster import resume_on_cluster
+
+        result = resume_on_cluster(
+            list(folders), workers=workers, address=cluster, force=force, reporter=ProgressBars(quiet=quiet)
+        )
+        outputs = result.outputs
+    else:
+        outputs = [
+            resume_work(folder, force=force, reporter=ProgressBars(quiet=quiet), quiet_load=quiet)
+            for folder in folders
+        ]
+    for written in outputs:
+        if len(written) == 1 and written[0].suffix.lower() in (".mp4", ".webm", ".gif"):
+            click.echo(str(written[0]))
 
 
 @cli.command()

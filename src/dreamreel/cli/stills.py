@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from dreamreel.cli.app import cli, render
-from dreamreel.cli.options import control_options, recipe_options, still_options
+from dreamreel.cli.options import cluster_options, control_options, recipe_options, still_options
 from dreamreel.errors import DreamreelError
 
 
@@ -34,12 +34,19 @@ def seeds_given(options: dict[str, Any]) -> list[int] | None:
 def _seed_loop(recipe_cls: Any, options: dict[str, Any], **fixed: Any) -> None:
     seeds = seeds_given(options)
     recipe = recipe_options(recipe_cls, options, seeds=seeds or [], out=options["out"] or "outputs", **fixed)
-    render(recipe, quiet=options["quiet"], announce=seeds is None or options["count"] is not None)
+    render(
+        recipe,
+        quiet=options["quiet"],
+        announce=seeds is None or options["count"] is not None,
+        cluster=options.get("cluster"),
+        workers=options.get("workers"),
+    )
 
 
 @cli.command()
 @click.argument("prompt")
 @still_options
+@cluster_options
 @control_options
 def txt2img(prompt: str, **options: Any) -> None:
     """Text to image: one PNG per seed."""
@@ -54,6 +61,7 @@ def txt2img(prompt: str, **options: Any) -> None:
 @click.option("--strength", type=float, help="0 keeps the picture, 1 ignores it (default 0.75).")
 @click.option("--resize", type=click.Choice(["crop", "fit", "stretch"]), help="How the picture meets the size.")
 @still_options
+@cluster_options
 @control_options
 def img2img(prompt: str, **options: Any) -> None:
     """Image and text to image."""

@@ -253,12 +253,24 @@ def _run_video(
                 wanted = range(start, plan.count)
                 context = Context(model, recipe, plan, wanted, history_of(store), report.step)
                 for frame in job.frames(context):
-                    time = plan.times[frame.index] if plan.times is not None else None
-                    store.save(frame, time=time)
+                    commit_frame(store, plan, frame)
                     report.item(None)
             finally:
                 report.end()
-        output = encode_run(store, recipe, plan, report)
+        return finish_video(prepared, store, report)
+
+
+def commit_frame(store: RunStore, plan: Plan, frame: Frame) -> None:
+    """Make one finished frame safe in its run folder, with its time (the next in index order)."""
+    time = plan.times[frame.index] if plan.times is not None else None
+    store.save(frame, time=time)
+
+
+def finish_video(prepared: Prepared, store: RunStore, report: Reporter) -> Path:
+    """Every frame is safe: encode the video, then the job's finish (a local run and a cluster run)."""
+    job, recipe, plan = prepared.job, prepared.recipe, prepared.plan
+    assert isinstance(recipe, VideoRecipe)
+    output = encode_run(store, recipe, plan, report)
     if job.finish is not None:
         job.finish(recipe, plan, store)
     report.message(f"run folder: {store.folder}")
