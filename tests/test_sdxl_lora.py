@@ -81,3 +81,18 @@ def test_sd1_lora_on_sdxl_is_one_line(tmp_path):
     with pytest.raises(DreamreelError, match=r"is for SD 1\.x/2\.x \(cross-attention width 768\), but this model is SDXL") as error:
         load_model("tiny-xl", device="cpu", loras=[str(path)])
     assert "\n" not in str(error.value)
+
+
+def test_a_lora_of_the_other_family_is_refused_before_the_model_loads(tmp_path, run_cli, no_model_load):
+    """The header tells: an SD 1.5 LoRA (one text encoder, cross-attention width 768) on SDXL, and a kohya
+    SDXL LoRA (te1/te2 keys) on SD 1.x."""
+    sd15 = tmp_path / "sd15.safetensors"
+    base = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k"
+    save_file({f"{base}.lora_down.weight": torch.zeros(4, 768), f"{base}.lora_up.weight": torch.zeros(320, 4)}, sd15)
+    xl = tmp_path / "xl.safetensors"
+    te = "lora_te2_text_model_encoder_layers_0_self_attn_q_proj"
+    save_file({f"{te}.lora_down.weight": torch.zeros(4, 32), f"{te}.lora_up.weight": torch.zeros(32, 4)}, xl)
+    for model, lora, message in (("tiny-xl", sd15, "is for SD 1.x/2.x, but this model is SDXL"),
+                                 ("tiny", xl, "is for SDXL, but this model is SD 1.x/2.x")):  # fmt: skip
+        code, _, err = run_cli(["txt2img", "a cat", "--model", model, "--lora", str(lora), "--out", str(tmp_path)])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

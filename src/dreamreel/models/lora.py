@@ -172,6 +172,43 @@ def _check_family(
         raise DreamreelError(f"LoRA {name!r} is for SDXL (two text encoders), but this model is SD 1.x/2.x")
 
 
+def lora_family(path: Path) -> str | None:
+    """'sdxl' or 'sd1/2' from a safetensors LoRA's header alone (key names and the cross-attention
+    width of its ``to_k`` factors), None when the header does not tell (a UNet-only LoRA of a
+    miniature model, a motion LoRA, a pickle)."""
+    from dreamreel.models.safety import safetensors_keys
+
+    if path.suffix.lower() != ".safetensors":
+        return None
+    shapes = safetensors_keys(path)
+    if any(k.startswith(("lora_te1_", "lora_te2_", *_SGM_BLOCKS)) or "text_encoder_2" in k for k in shapes):
+        return "sdxl"
+    widths = {
+        shape[1]
+        for key, shape in shapes.items()
+        if "attn2" in key and "to_k" in key and ("lora_down" in key or "lora_A" in key) and len(shape) >= 2
+    }
+    if widths & {768, 1024}:  # CLIP ViT-L (SD 1.x) and OpenCLIP ViT-H (SD 2.x)
+        return "sd1/2"
+    if 2048 in widths:  # SDXL's two encoders side by side
+        return "sdxl"
+    return "sd1/2" if any(k.startswith("lora_te_") for k in shapes) else None
+
+
+def check_lora_families(specs: Sequence[LoraSpec], model_family: str | None) -> None:
+    """Refuse, before anything loads, a LoRA whose header says it is for the other family than the
+    model's (``apply_loras`` checks the same again on the loaded weights, for what headers cannot tell)."""
+    if model_family is None:
+        return
+    for spec in specs:
+        family = lora_family(spec.path)
+        if family is None or (family == "sdxl") == (model_family == "sdxl"):
+            continue
+        if model_family == "sdxl":
+            raise DreamreelError(f"LoRA {spec.path.name!r} is for SD 1.x/2.x, but this model is SDXL; use an SDXL LoRA")
+        raise DreamreelError(f"LoRA {spec.path.name!r} is for SDXL, but this model is SD 1.x/2.x")
+
+
 def _group(state: dict[str, Any], name: str) -> dict[tuple[str, str], _Pair]:
     """(component, module name) -> down/up/alpha, whatever the file's naming scheme."""
     for marker, kind in UNSUPPORTED.items():

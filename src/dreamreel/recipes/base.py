@@ -33,7 +33,7 @@ from dreamreel.models.loading import (
     check_model_spec,
     model_family,
 )
-from dreamreel.models.lora import parse_lora_specs
+from dreamreel.models.lora import check_lora_families, parse_lora_specs
 from dreamreel.models.safety import check_weights_file
 from dreamreel.recipes.seeds import check_seed, check_seed_mode, frame_seed, random_seeds
 from dreamreel.render.samplers import PRESETS, canonical_scheduler_name, check_preset_fits, preset_named
@@ -193,9 +193,11 @@ class Recipe:
         check_model_spec(self.model, allow_unsafe_pickle=self.allow_unsafe_pickle)
         if self.vae is not None:
             check_weights_file(self.vae, allow_unsafe_pickle=self.allow_unsafe_pickle, what="VAE file")
-        parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        loras = parse_lora_specs(self.loras, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        family = model_family(self.model) if loras or self.preset is not None else None
+        check_lora_families(loras, family)
         if self.preset is not None:
-            check_preset_fits(self.preset, model_family(self.model), self.model)
+            check_preset_fits(self.preset, family, self.model)
 
     def resolved(self: R) -> R:
         """A new recipe with everything left open decided (the scheduler's canonical name here)."""
