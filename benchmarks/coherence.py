@@ -74,6 +74,15 @@ def pan_whole_cells(k: int) -> np.ndarray:
     return texture(3, height, width + 400)[:, 8 * k : 8 * k + width].copy()
 
 
+def pan_whole_cells_with_disk(k: int) -> np.ndarray:
+    """The one-cell pan crossed by the red disk moving right 8 px a frame (occlusions and disocclusions)."""
+    width, height = SIZE
+    picture = pan_whole_cells(k)
+    ys, xs = np.mgrid[0:height, 0:width]
+    picture[(xs - (20 + 8 * k)) ** 2 + (ys - height // 2) ** 2 < 14**2] = (0.9, 0.15, 0.1)
+    return picture
+
+
 def zoom_in(k: int) -> np.ndarray:
     """A texture zooming in 3 % a frame about the centre."""
     import cv2
@@ -85,7 +94,12 @@ def zoom_in(k: int) -> np.ndarray:
     return cv2.warpAffine(base, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
 
 
-VIDEOS = {"pan + occluding disk": pan_with_disk, "zoom": zoom_in, "pan, 8 px (one latent cell)": pan_whole_cells}
+VIDEOS = {
+    "pan + occluding disk": pan_with_disk,
+    "zoom": zoom_in,
+    "pan, 8 px (one latent cell)": pan_whole_cells,
+    "pan, 8 px, + occluding disk": pan_whole_cells_with_disk,
+}
 
 
 def write_video(path: Path, make: Any, frames: int) -> Path:
