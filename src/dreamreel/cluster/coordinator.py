@@ -36,11 +36,12 @@ from dreamreel.jobs.runner import (
     Prepared,
     Reporter,
     Silent,
-    _check_resumable,
+    check_resumable,
     commit_frame,
     finish_video,
     prepare,
     recipe_of_run,
+    resume_folder,
 )
 from dreamreel.recipes.base import Recipe, SeedLoopRecipe, VideoRecipe
 from dreamreel.runs.interrupts import resumable
@@ -181,11 +182,7 @@ def resume_on_cluster(
     report = reporter or Silent()
     films: list[_Film] = []
     for target in [targets] if isinstance(targets, str | Path) else targets:
-        folder = Path(target)
-        if folder.suffix.lower() in (".mp4", ".gif", ".webm") and not folder.is_dir():
-            folder = folder.with_suffix(".run")
-        if not folder.is_dir():
-            raise DreamreelError(f"{str(target)!r} is not a run folder or an output folder")
+        folder = resume_folder(target)
         if RunStore.is_run_folder(folder):
             films.append(_resumed_film(len(films), folder, force, report))
             continue
@@ -213,7 +210,7 @@ def _new_film(number: int, prepared: Prepared, loop: SeedLoop | None = None) -> 
 def _resumed_film(number: int, folder: Path, force: bool, report: Reporter) -> _Film:
     prepared = prepare(recipe_of_run(folder))
     store = RunStore.open(folder)
-    _check_resumable(store.resume_conflicts(), store, force, report)
+    check_resumable(store.resume_conflicts(), store, force, report)
     start = len(store.done())
     store.truncate(start)
     film = _new_film(number, prepared)

@@ -137,11 +137,7 @@ def resume(
     incomplete seed loop of an output folder. Finished frames are kept; the rest render exactly as
     an unbroken run would have rendered them."""
     report = reporter or Silent()
-    folder = Path(target)
-    if folder.suffix.lower() in (".mp4", ".gif", ".webm") and not folder.is_dir():
-        folder = folder.with_suffix(".run")
-    if not folder.is_dir():
-        raise DreamreelError(f"{str(target)!r} is not a run folder or an output folder")
+    folder = resume_folder(target)
     if RunStore.is_run_folder(folder):
         recipe = recipe_of_run(folder)
         return run_job(recipe, model=model, reporter=report, quiet_load=quiet_load, resume=True, force=force)
@@ -154,6 +150,17 @@ def resume(
         prepared = prepare(loop.recipe, model_given=model is not None)
         written += _run_stills(prepared, loop, model, report, quiet_load)
     return written
+
+
+def resume_folder(target: str | Path) -> Path:
+    """What a resume target names: a run folder (given as ``NAME.run`` or its video ``NAME.mp4``) or an
+    output folder of seed loops."""
+    folder = Path(target)
+    if folder.suffix.lower() in (".mp4", ".gif", ".webm") and not folder.is_dir():
+        folder = folder.with_suffix(".run")
+    if not folder.is_dir():
+        raise DreamreelError(f"{str(target)!r} is not a run folder or an output folder")
+    return folder
 
 
 def recipe_of_run(folder: str | Path) -> Recipe:
@@ -234,7 +241,7 @@ def _run_video(
     assert isinstance(recipe, VideoRecipe)
     if resume:
         store = RunStore.open(recipe.run_dir)
-        _check_resumable(store.resume_conflicts(), store, force, report)
+        check_resumable(store.resume_conflicts(), store, force, report)
         start = len(store.done())
         store.truncate(start)
     else:
@@ -244,7 +251,7 @@ def _run_video(
         if model is None:
             model = _load(recipe, report, quiet_load)
         conflict = store.model_conflict(model.model_hash)
-        _check_resumable([conflict] if conflict else [], store, force, report)
+        check_resumable([conflict] if conflict else [], store, force, report)
     with resumable(f"dreamreel resume {shlex.quote(str(store.folder))}"):
         if start < plan.count:
             assert model is not None
@@ -382,7 +389,7 @@ def _encode_smooth(
     return start
 
 
-def _check_resumable(problems: list[str], store: RunStore, force: bool, report: Reporter) -> None:
+def check_resumable(problems: list[str], store: RunStore, force: bool, report: Reporter) -> None:
     """Refuse a resume that would not be exact, unless forced (and then record that it was)."""
     if not problems:
         return

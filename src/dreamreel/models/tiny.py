@@ -33,7 +33,7 @@ SD15_SCHEDULER_CONFIG: dict[str, Any] = {
 def build_tiny_components() -> dict[str, Any]:
     """Return the diffusers components dict (unet, vae, text_encoder, tokenizer, scheduler, ...)."""
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from dreamreel.models.tokenizer import CLIP_MAX_LENGTH, build_clip_tokenizer
@@ -53,19 +53,7 @@ def build_tiny_components() -> dict[str, Any]:
             attention_head_dim=8,
             norm_num_groups=8,
         )
-        torch.manual_seed(TINY_SEED)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(16, 32, 32, 32),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=TINY_SAMPLE_SIZE * 8,
-            scaling_factor=0.18215,
-        )
+        vae = _tiny_vae(scaling_factor=0.18215)
         torch.manual_seed(TINY_SEED)
         text_config = CLIPTextConfig(
             vocab_size=len(tokenizer),
@@ -83,6 +71,28 @@ def build_tiny_components() -> dict[str, Any]:
         )
         text_encoder = CLIPTextModel(text_config)
     return sd1_components(unet, vae, text_encoder, tokenizer)
+
+
+def _tiny_vae(*, scaling_factor: float) -> Any:
+    """The miniature VAE both built-ins share (seeded here, so each model's VAE is the same bits).
+    ``force_upcast`` stays diffusers' default (True): SDXL's VAE overflows in fp16, so it decodes in fp32."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(TINY_SEED)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(16, 32, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=TINY_SAMPLE_SIZE * 8,
+        scaling_factor=scaling_factor,
+        force_upcast=True,
+    )
 
 
 def sd1_components(unet: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> dict[str, Any]:
@@ -114,7 +124,7 @@ TINY_XL_TEXT_WIDTH = 32  # hidden size of each text encoder; the UNet sees both 
 def build_tiny_xl_components() -> dict[str, Any]:
     """The components dict ``StableDiffusionXLPipeline(**components)`` takes, random but fixed."""
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from dreamreel.models.checkpoint import config_dir, scheduler_from_folder
@@ -141,20 +151,7 @@ def build_tiny_xl_components() -> dict[str, Any]:
             cross_attention_dim=2 * TINY_XL_TEXT_WIDTH,
             norm_num_groups=8,
         )
-        torch.manual_seed(TINY_SEED)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(16, 32, 32, 32),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=TINY_SAMPLE_SIZE * 8,
-            scaling_factor=0.13025,  # SDXL's
-            force_upcast=True,  # SDXL's VAE overflows in fp16: diffusers decodes it in fp32
-        )
+        vae = _tiny_vae(scaling_factor=0.13025)  # SDXL's
         encoders = []
         for cls, act in ((CLIPTextModel, "quick_gelu"), (CLIPTextModelWithProjection, "gelu")):
             torch.manual_seed(TINY_SEED)
