@@ -85,11 +85,14 @@ def test_reload_mid_run_continues_and_ends_once(studio, page, monkeypatch):
 
     gate = threading.Event()  # holds the job after its first picture, so the reload lands mid-run
     step = JobReporter.step
+    finished_pictures = []  # counted by steps: the PNG writer may report a picture later than its last step
 
-    def held(self, *args, **kwargs):
-        if self.done >= 1:
+    def held(self, number, total, *args, **kwargs):
+        if number == 1 and finished_pictures:
             gate.wait(TIMEOUT / 1000)
-        return step(self, *args, **kwargs)
+        if number == total:
+            finished_pictures.append(number)
+        return step(self, number, total, *args, **kwargs)
 
     monkeypatch.setattr(JobReporter, "step", held)
     fill(page, "txt2img", {"prompt": "a long run", "seeds": "1-4", "steps": "3", "width": "32", "height": "32"})
