@@ -169,3 +169,17 @@ def test_bad_input_one_line_exit_2_before_model_loads(
     assert code == 2
     assert message in err
     assert err.startswith("error: ") and err.count("\n") == 1  # one line, no traceback
+
+
+def test_usage_errors_are_one_line_naming_the_option(run_cli, tmp_path, no_model_load):
+    """A missing required option, an unknown one, a value of the wrong type: one line and exit 2, as every
+    other bad input (click's own usage block is several lines)."""
+    cases = (
+        (["vid2vid", "a cat", "-o", str(tmp_path / "x.mp4")], "--video"),
+        (["txt2img", "a cat", "--stepz", "3"], "--stepz"),
+        (["txt2img", "a cat", "--width", "wide"], "wide"),
+    )
+    for args, named in cases:
+        code, out, err = run_cli(args)
+        assert code == 2 and out == "" and named in err, err
+        assert err.startswith("error: ") and err.count("\n") == 1 and f"dreamreel {args[0]} --help" in err, err

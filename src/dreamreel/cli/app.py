@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # a missing or unknown option, a bad value: one line, like every error
+        where = exc.ctx.command_path if exc.ctx is not None else "dreamreel"
+        click.echo(f"error: {exc.format_message()} (see: {where} --help)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
             click.echo(
-                "error: the GPU ran out of memory; try a smaller --width/--height, --batch 1, or --dtype fp16 "
+                "error: the GPU ran out of memory; try --offload model, --vae-tiling, a smaller --width/--height, "
+                "--batch 1 or --dtype fp16 "
                 "(finished frames are kept; `dreamreel resume` continues a video run)",
                 err=True,
             )
