@@ -11,13 +11,12 @@ header (the width of the text embeddings its cross-attention reads) before any m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.models.safety import SAFETENSORS, check_weights_file, safetensors_keys
+from dreamreel.models.safety import SAFETENSORS, check_weights_file, component_folder_config, safetensors_keys
 
 KINDS = ("canny", "tile", "image")  # canny: OpenCV edges of the source; tile: the source; image: --control-image
 TINY_CONTROLNET = "tiny"
@@ -97,17 +96,7 @@ def controlnet_context_width(file: str, *, allow_unsafe_pickle: bool = False) ->
         return None  # grown from the loaded model's own UNet: it fits any model
     path = Path(file).expanduser()
     if path.is_dir():
-        config = path / "config.json"
-        if not config.is_file():
-            raise DreamreelError(f"ControlNet folder {file!r} has no config.json")
-        data = json.loads(config.read_text(encoding="utf-8"))
-        if data.get("_class_name") != "ControlNetModel":
-            raise DreamreelError(f"{file!r} is not a ControlNet folder (it holds a {data.get('_class_name')})")
-        weights = sorted(path.glob("*.safetensors"))
-        if not weights:
-            raise DreamreelError(f"ControlNet folder {file!r} has no .safetensors weights")
-        for w in weights:
-            check_weights_file(w, what="ControlNet file")
+        data = component_folder_config(path, file, "ControlNetModel", "ControlNet")
         width = data.get("cross_attention_dim")
         return int(width) if isinstance(width, int) else None
     kind = check_weights_file(file, allow_unsafe_pickle=allow_unsafe_pickle, what="ControlNet file")

@@ -10,13 +10,12 @@ adapter for the built-in ``tiny`` model, for tests and demos.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from dreamreel.errors import DreamreelError
-from dreamreel.models.safety import SAFETENSORS, check_weights_file, safetensors_keys
+from dreamreel.models.safety import SAFETENSORS, check_weights_file, component_folder_config, safetensors_keys
 
 TINY_ADAPTER = "tiny"
 TINY_ADAPTER_SEED = 2024
@@ -65,14 +64,7 @@ def adapter_blocks(spec: str, model: str = "tiny") -> tuple[int, ...] | None:
         return TINY_XL_BLOCKS if model == "tiny-xl" else TINY_BLOCKS
     path = Path(spec).expanduser()
     if path.is_dir():
-        config = path / "config.json"
-        if not config.is_file():
-            raise DreamreelError(f"motion adapter folder {spec!r} has no config.json")
-        data = json.loads(config.read_text(encoding="utf-8"))
-        if data.get("_class_name") != "MotionAdapter":
-            raise DreamreelError(f"{spec!r} is not a motion adapter folder (it holds a {data.get('_class_name')})")
-        if not sorted(path.glob("*.safetensors")):
-            raise DreamreelError(f"motion adapter folder {spec!r} has no .safetensors weights")
+        data = component_folder_config(path, spec, "MotionAdapter", "motion adapter")
         return tuple(data.get("block_out_channels", FAMILY_BLOCKS["sd1"]))
     if check_weights_file(spec, what="motion adapter file") != SAFETENSORS:
         raise DreamreelError(f"motion adapter {spec!r} is a pickle: convert it to .safetensors")

@@ -235,3 +235,20 @@ def load_weights(path: str | Path, *, allow_unsafe_pickle: bool = False) -> dict
     from safetensors.torch import load_file
 
     return load_file(str(Path(path).expanduser()))
+
+
+def component_folder_config(folder: Path, spec: str, class_name: str, what: str) -> dict[str, Any]:
+    """A diffusers component folder (a ControlNet, a motion adapter): its config.json, which must name
+    ``class_name``, and safetensors weights, each checked like any weights file; headers only."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise DreamreelError(f"{what} folder {spec!r} has no config.json")
+    data = json.loads(config.read_text(encoding="utf-8"))
+    if data.get("_class_name") != class_name:
+        raise DreamreelError(f"{spec!r} is not a {what} folder (it holds a {data.get('_class_name')})")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise DreamreelError(f"{what} folder {spec!r} has no .safetensors weights")
+    for file in weights:
+        check_weights_file(file, what=f"{what} file")
+    return dict(data)
