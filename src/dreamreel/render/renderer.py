@@ -367,11 +367,16 @@ class Renderer:
         unet = self.model.use("unet")
 
         with torch.inference_mode():
+            if control is not None:  # on the device and doubled for guidance once, not at every step
+                control = dataclasses.replace(control, images=[
+                    torch.cat([image] * 2) if use_cfg else image
+                    for image in (i.to(self.model.device, self.model.dtype) for i in control.images)
+                ])  # fmt: skip
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if use_cfg else latents
                 model_input = scheduler.scale_model_input(model_input, t)
                 residuals = {} if control is None else self._control_residuals(
-                    control, model_input, t, embeds, unet_kwargs, use_cfg, i, len(timesteps)
+                    control, model_input, t, embeds, unet_kwargs, i, len(timesteps)
                 )  # fmt: skip
                 noise_pred = unet(
                     model_input, t, encoder_hidden_states=embeds, return_dict=False, **unet_kwargs, **residuals
@@ -393,21 +398,16 @@ class Renderer:
         t: Any,
         embeds: torch.Tensor,
         unet_kwargs: dict[str, Any],
-        use_cfg: bool,
         step: int,
         steps: int,
     ) -> dict[str, Any]:
         """The ControlNets' residuals for the UNet's down and mid blocks at step ``step`` of ``steps``
         run, as diffusers' ControlNet pipelines compute them: a net acts (at its weight) only while
-        ``start <= step / steps`` and ``(step + 1) / steps <= end``; several nets' residuals add up."""
-        import torch
-
+        ``start <= step / steps`` and ``(step + 1) / steps <= end``; several nets' residuals add up.
+        ``control.images`` are ready for the UNet's batch (on the device, doubled under guidance)."""
         net = self.model.components["controlnet"]
         keep = 1.0 - float(step / steps < control.start or (step + 1) / steps > control.end)
-        images = [
-            torch.cat([image] * 2) if use_cfg else image
-            for image in (i.to(self.model.device, self.model.dtype) for i in control.images)
-        ]
+        images = list(control.images)
         several = len(images) > 1
         extra = {"added_cond_kwargs": unet_kwargs["added_cond_kwargs"]} if "added_cond_kwargs" in unet_kwargs else {}
         down, mid = net(
