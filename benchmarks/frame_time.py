@@ -214,9 +214,9 @@ def vid2vid_frames(base, ours, args) -> dict[str, list[float]]:
     from diffusers import StableDiffusionImg2ImgPipeline
 
     from dreamreel.jobs import vid2vid
+    from dreamreel.media.video import read_frames
     from dreamreel.recipes.base import Vid2VidRecipe
     from dreamreel.render.renderer import seeded_generator
-    from dreamreel.media.video import read_frames
 
     folder = Path(tempfile.mkdtemp())
     count = args.batch * max(1, args.frames // args.batch)  # whole batches: one compiled shape

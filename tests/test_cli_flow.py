@@ -8,7 +8,7 @@ pytest.importorskip("cv2")
 
 BAD = [
     (["vid2vid", "a cat", "--video", "", "--flow", "--feedback", "0.5"], "--flow and --flow-noise follow a source video"),
-    (["zoom", "a cat", "--flow"], "--flow and --flow-noise follow a source video's motion"),
+    (["zoom", "a cat", "--flow"], "--flow warps feedback along a source video's motion"),
     (["zoom", "a cat", "--zoom", "0:(1+0.05*beat)"], "--zoom uses beat, the soundtrack at each frame: give --audio FILE"),
     (["zoom", "a cat", "--cadence", "0"], "--cadence must be from 1 to 100000, got 0"),
     (["zoom", "a cat", "--cadence", "0:(3), 5:(0)", "--frames", "8"], "frame 5: --cadence must be from 1"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from test_resume_exact import assert_resumes_exactly
 from test_resume_video import assert_same_run, render, resume
@@ -85,3 +87,54 @@ def test_cadence_killed_mid_segment_resumes_byte_identical(tmp_path):
     assert len(list((target.with_suffix(".run") / "frames").glob("*.png"))) == 2
     resume(target.with_suffix(".run"))
     assert_same_run(target, reference)
+
+
+@pytest.fixture
+def start_noises(monkeypatch):
+    """The starting noise each Renderer.generate call got (img2img's start_noise or txt2img's noise)."""
+    from dreamreel.render.renderer import Renderer
+
+    seen = []
+    original = Renderer.generate
+
+    def spy(self, *args, **kwargs):
+        seen.append(
+            kwargs.get("start_noise") if kwargs.get("start_noise") is not None else kwargs.get("noise")
+        )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Renderer, "generate", spy)
+    return seen
+
+
+def test_flow_noise_moves_with_the_zoom_s_own_motion(tiny_model, start_noises):
+    """A shift of 8 px a frame moves the noise one latent cell with the picture; a fixed seed's stays."""
+    list(
+        render_frames(
+            prepare(film(frames=4, cadence=1, zoom=1, angle=0, tx=8, ty=0, flow_noise=True)), tiny_model
+        )
+    )
+    assert len(start_noises) == 4
+    for before, after in itertools.pairwise(start_noises):
+        assert after[..., 1:].equal(before[..., :-1])  # moved right by one cell, exactly
+        assert not after[..., :1].equal(before[..., :1])  # fresh noise where the edge was uncovered
+    start_noises.clear()
+    list(render_frames(prepare(film(frames=2, cadence=1, zoom=1, angle=0, tx=8, ty=0)), tiny_model))
+    assert start_noises == [None, None]  # without it: the seed's own noise, drawn by the renderer
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(cadence=1, start="txt2img"), dict(cadence=2, blend_back=0.5), dict(cadence=1, border="wrap")],
+)
+def test_flow_noise_zoom_resumes_bit_for_bit(settings, tiny_model):
+    """The canvas is replayed from frame 0 on resume: the rest equals the unbroken run."""
+    assert_resumes_exactly(film(frames=5, flow_noise=True, **settings), tiny_model)
+
+
+def test_flow_noise_changes_the_zoom_and_stays_unit_gaussian(tiny_model, start_noises):
+    plain = [f.image for f in render_frames(prepare(film(frames=3, cadence=1)), tiny_model)]
+    moved = [f.image for f in render_frames(prepare(film(frames=3, cadence=1, flow_noise=True)), tiny_model)]
+    assert list(plain[1].getdata()) != list(moved[1].getdata())
+    for noise in start_noises[3:]:
+        assert abs(float(noise.mean())) < 0.25 and 0.75 < float(noise.std()) < 1.25  # 4x4x4 latent values

@@ -153,7 +153,12 @@ def vid2vid(prompt: str, **options: Any) -> None:
 @click.option("--start", help="Frame 0 from: noise (default), txt2img, or an image file.")
 @schedulable("--cadence", CADENCE_HELP)
 @click.option("--flow", is_flag=True, hidden=True)  # refused with a reason, not "no such option"
-@click.option("--flow-noise", is_flag=True, hidden=True)
+@click.option(
+    "--flow-noise",
+    is_flag=True,
+    default=None,
+    help="Carry the seed's starting noise along the zoom's own motion, so texture follows the picture.",
+)
 @video_options
 @picture_options
 @cluster_options
@@ -162,10 +167,10 @@ def zoom(prompt: str | None, **options: Any) -> None:
     """Zoom film: generate, warp, treat the colours, feed back; every number can be keyframed."""
     from dreamreel.jobs.zoom import ZoomRecipe
 
-    if options.pop("flow") or options.pop("flow_noise"):
+    if options.pop("flow"):
         raise DreamreelError(
-            "--flow and --flow-noise follow a source video's motion (vid2vid --video); a zoom's motion is its "
-            "own schedules: try --cadence"
+            "--flow warps feedback along a source video's motion (vid2vid --video); a zoom already warps its "
+            "feedback by its own schedules, exactly"
         )
 
     recipe = recipe_options(ZoomRecipe, options, prompt=prompt or "")

@@ -214,3 +214,8 @@ def print_coherence(path: Path, source: str | None) -> None:
         f"warping error: {result.error * 1e3:.3f} x1e-3 (mean squared, over {result.pairs} frame pairs, "
         f"against {against}); visible share: {result.share:.3f}"
     )
+    if result.long_term_pairs:
+        click.echo(
+            f"long-term warping error: {result.long_term * 1e3:.3f} x1e-3 (each frame against the first of its "
+            f"{flow.LONG_TERM_SPAN}-frame window, {result.long_term_pairs} pairs: does texture move with the picture?)"
+        )

@@ -274,9 +274,7 @@ class _Step:
 def _steps(context: Context[Vid2VidRecipe], width: int, height: int, latent: tuple[int, int, int]) -> Iterator[_Step]:
     """Every selected source frame from the first, with the flow from the one before (computed once,
     streamed: memory flat in the length) and, for --flow-noise, the noise carried along it."""
-    import torch
-
-    from dreamreel.media import flow
+    from dreamreel.media import flow, noise
     from dreamreel.media.pictures import resize_image, to_unit_tensor
     from dreamreel.media.video import read_frames
     from dreamreel.render.renderer import seeded_generator
@@ -289,41 +287,16 @@ def _steps(context: Context[Vid2VidRecipe], width: int, height: int, latent: tup
         array = flow.to_array(source)
         pair = flow.FramePair.of(previous, array, recipe.flow_method) if previous is not None else None
         previous = array
-        noise = None
+        step_noise = None
         if recipe.flow_noise:
-            canvas = _moved_noise(canvas, pair, latent, height, width, seeded_generator(_refill_seed(recipe, frame.index)))
-            factor = height // latent[1]
-            # a latent cell is the sum of its factor x factor canvas pixels / factor: unit variance again
-            noise = torch.nn.functional.avg_pool2d(canvas, factor) * factor
-        yield _Step(frame.index, frame.time, source, pair, noise)
-
-
-def _refill_seed(recipe: Vid2VidRecipe, index: int) -> int:
-    """Frame 0's canvas comes from the frame's seed; the noise refilling frame k's occlusions from a
-    seed of its own (mixed with k, so a fixed seed does not paint the same noise into every hole)."""
-    return recipe.seed_of(index) if index == 0 else (recipe.seed_of(index) * 1_000_003 + index) % 2**63
-
-
-def _moved_noise(
-    canvas: torch.Tensor | None, pair: Any, latent: tuple[int, int, int], height: int, width: int, generator: Any
-) -> torch.Tensor:
-    """The noise canvas (one Gaussian value per picture pixel and latent channel) of the next frame:
-    the last one carried along the flow by nearest-pixel moves (no blending, which would shrink its
-    variance), fresh Gaussian noise where the mask says the pixel was not visible before. Summed over
-    each latent cell (``_steps``), sub-cell motion moves the latent noise smoothly, as in Chang et al.'s
-    "How I Warped Your Noise" (ICLR 2024), of which this is the simple, nearest-pixel form."""
-    import torch
-
-    fresh = torch.randn((1, latent[0], height, width), generator=generator)
-    if canvas is None or pair is None:
-        return fresh
-    from dreamreel.media import flow
-
-    moved = torch.cat(
-        [flow.warp_tensor(canvas[:, c : c + 4], pair.to_earlier, nearest=True) for c in range(0, latent[0], 4)], 1
-    )
-    seen = torch.from_numpy(pair.seen_before)[None, None]
-    return torch.where(seen > 0, moved, fresh)
+            seed = recipe.seed_of(frame.index)
+            if canvas is None or pair is None:  # the first frame's canvas comes from its seed
+                canvas = noise.canvas(latent[0], height, width, seeded_generator(seed))
+            else:
+                sources = noise.Sources.along(pair.to_earlier, pair.seen_before)
+                canvas = noise.carry(canvas, sources, seeded_generator(noise.refill_seed(seed, frame.index)))
+            step_noise = noise.cells(canvas, height // latent[1])
+        yield _Step(frame.index, frame.time, source, pair, step_noise)
 
 
 def _moving_frames(context: Context[Vid2VidRecipe]) -> Iterator[Frame]:

@@ -90,6 +90,7 @@ class ZoomRecipe(VideoRecipe, ControlRecipe):
     noise: Schedulable = 0.0
     start: str = "noise"  # noise | txt2img | path of an image
     cadence: Schedulable = 1  # diffuse every Nth frame; the ones between are warped and cross-faded
+    flow_noise: bool = False  # the seed's starting noise carried along the zoom's motion (media.noise)
 
     def has_source_picture(self) -> bool:
         return True  # each frame's img2img input (the warped previous frame)
@@ -183,8 +184,9 @@ def frames(context: Context[ZoomRecipe]) -> Iterator[Frame]:
     renderer = Renderer(model, recipe.scheduler)
     width, height = _frame_size(model, recipe)
     prompts = recipe.prompt_schedule()
+    noise = _MovingNoise(context, renderer, width, height) if recipe.flow_noise else None
     if recipe.uses_cadence():
-        yield from _cadence_frames(context, renderer, prompts, width, height)
+        yield from _cadence_frames(context, renderer, prompts, width, height, noise)
         return
     state = _State()
     if start > 0:
@@ -194,7 +196,7 @@ def frames(context: Context[ZoomRecipe]) -> Iterator[Frame]:
         state.before = context.history(start - 2) if start >= 2 else None
         state.first = context.history(0)
     for index in range(start, recipe.frames):
-        item, picture = _render_frame(context, renderer, prompts, state, index, width, height)
+        item, picture = _render_frame(context, renderer, prompts, state, index, width, height, noise)
         state.before, state.previous = state.previous, picture
         if index == 0:
             state.first = picture
@@ -205,8 +207,45 @@ def _motion(v: Any) -> dict[str, float]:
     return {"zoom": v["zoom"], "angle": v["angle"], "tx": v["tx"], "ty": v["ty"]}
 
 
+class _MovingNoise:
+    """--flow-noise: each frame's starting noise, the noise canvas (media.noise) of frame 0's seed
+    carried along every frame's motion (the exact map of ``treatments.warp``), fresh noise where the
+    motion uncovers the edges. Advanced frame by frame from 0, so a resume replays it exactly."""
+
+    def __init__(self, context: Context[ZoomRecipe], renderer: Renderer, width: int, height: int) -> None:
+        from dreamreel.media import noise
+        from dreamreel.render.renderer import seeded_generator
+
+        self.context, self.width, self.height = context, width, height
+        channels, latent_height, _ = renderer.latent_shape(width, height)
+        self.factor = height // latent_height
+        self.index = 0
+        self.canvas = noise.canvas(channels, height, width, seeded_generator(context.recipe.seed_of(0)))
+
+    def at(self, index: int) -> torch.Tensor:
+        from dreamreel.media import noise, treatments
+        from dreamreel.render.renderer import seeded_generator
+
+        recipe, values = self.context.recipe, self.context.plan.values
+        if index < self.index:
+            raise ValueError("the moving noise only goes forward")
+        while self.index < index:
+            self.index += 1
+            v = values[self.index]
+            x, y = treatments.motion_coordinates(
+                self.height, self.width, zoom=v["zoom"], angle=v["angle"], tx=v["tx"], ty=v["ty"]
+            )
+            if recipe.border == "wrap":  # what leaves one edge comes back at the other
+                x, y = x.remainder(self.width), y.remainder(self.height)
+            sources = noise.Sources.at(x.numpy(), y.numpy())
+            refill = seeded_generator(noise.refill_seed(recipe.seed_of(self.index), self.index))
+            self.canvas = noise.carry(self.canvas, sources, refill)
+        return noise.cells(self.canvas, self.factor)
+
+
 def _cadence_frames(
-    context: Context[ZoomRecipe], renderer: Renderer, prompts: PromptSchedule, width: int, height: int
+    context: Context[ZoomRecipe], renderer: Renderer, prompts: PromptSchedule, width: int, height: int,
+    noise: _MovingNoise | None = None,
 ) -> Iterator[Frame]:
     """A film diffused every ``--cadence`` frames (Deforum's diffusion cadence).
 
@@ -252,7 +291,7 @@ def _cadence_frames(
                 elif key >= 2:
                     assert key - 2 in recent or history is not None
                     state.before = recent[key - 2] if key - 2 in recent else history(key - 2)  # type: ignore[misc]
-            item, output = _render_frame(context, renderer, prompts, state, key, width, height)
+            item, output = _render_frame(context, renderer, prompts, state, key, width, height, noise)
             if key == 0:
                 first = output
         if previous_key is not None:  # the frames between the last diffused one and this one
@@ -382,6 +421,7 @@ def _render_frame(
     index: int,
     width: int,
     height: int,
+    noise: _MovingNoise | None = None,
 ) -> tuple[Frame, torch.Tensor]:
     from dreamreel.jobs.control import control_infotext, picture_control
     from dreamreel.jobs.still_pictures import infotext
@@ -400,9 +440,11 @@ def _render_frame(
         init = _start_picture(recipe, recipe.seed, width, height)
     else:
         init = _treated_input(recipe, state, v, dict(values[index - 1]), seed)
+    moving = noise.at(index) if noise is not None else None  # --flow-noise: starts txt2img, or img2img adds it
     output = renderer.generate(
         [cond], [seed], steps=steps, guidance=guidance, width=width, height=height, init_images=init,
-        strength=strength, on_step=context.on_step,
+        strength=strength, on_step=context.on_step, noise=moving if init is None else None,
+        start_noise=moving if init is not None else None,
         control=picture_control(model, recipe, init),  # ControlNets: from the warped input
     )  # fmt: skip
     picture = quantize(output)  # what goes forward is exactly what the PNG holds

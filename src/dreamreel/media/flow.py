@@ -176,33 +176,56 @@ def in_between(a: Image.Image, b: Image.Image, weight: float, pair: FramePair | 
     return Image.fromarray(np.clip(np.rint(middle * 255), 0, 255).astype(np.uint8))
 
 
+LONG_TERM_SPAN = 10  # frames per window of the long-term error
+
+
 @dataclass(frozen=True)
 class Coherence:
-    """How well a video holds together (Lai et al., ECCV 2018): the mean warping error of its
-    consecutive frames, the mean share of pixels it was measured on, and how many pairs."""
+    """How well a video holds together (Lai et al., ECCV 2018), as warping errors over the pixels
+    visible in both frames of a pair:
+
+    - ``error`` (short-term): consecutive frames, the mean over ``pairs`` pairs, with ``share`` the
+      mean visible share. It sees flicker, but a texture stuck to the screen while the picture moves
+      slowly changes little from one frame to the next and scores well.
+    - ``long_term``: every frame against the first frame of its window of ``LONG_TERM_SPAN`` frames
+      (Lai et al.'s long-term form, in windows so a long film stays measurable), over
+      ``long_term_pairs`` pairs. Only a texture that moves with the picture scores well here.
+    """
 
     error: float
     share: float
     pairs: int
+    long_term: float = 0.0
+    long_term_pairs: int = 0
 
 
 def coherence(
-    outputs: Iterable[np.ndarray], sources: Iterable[np.ndarray] | None = None, method: str = "dis"
+    outputs: Iterable[np.ndarray],
+    sources: Iterable[np.ndarray] | None = None,
+    method: str = "dis",
+    span: int = LONG_TERM_SPAN,
 ) -> Coherence:
-    """The warping error of ``outputs`` ([H, W, 3] float pictures in [0, 1], streamed) under the
+    """The warping errors of ``outputs`` ([H, W, 3] float pictures in [0, 1], streamed) under the
     motion of ``sources`` (a vid2vid film's source frames at the same size), or of the outputs
     themselves when there is no source (a zoom film: is each frame the last one moved?)."""
-    errors, shares = [], []
+    errors, shares, long_errors = [], [], []
     previous: tuple[np.ndarray, np.ndarray] | None = None
+    window: tuple[np.ndarray, np.ndarray] | None = None  # the first (output, guide) of the window
     motion = iter(sources) if sources is not None else None
-    for output in outputs:
+    for index, output in enumerate(outputs):
         guide = next(motion) if motion is not None else output
         if previous is not None:
-            pair = FramePair.of(previous[1], guide, method)
-            error, share = warping_error(previous[0], output, pair)
+            error, share = warping_error(previous[0], output, FramePair.of(previous[1], guide, method))
             errors.append(error)
             shares.append(share)
+        if index % span == 0:
+            window = (output, guide)
+        elif window is not None and index % span > 1:  # at 1 it is the consecutive pair again
+            long_errors.append(warping_error(window[0], output, FramePair.of(window[1], guide, method))[0])
         previous = (output, guide)
     if not errors:
         return Coherence(0.0, 0.0, 0)
-    return Coherence(sum(errors) / len(errors), sum(shares) / len(shares), len(errors))
+    long_term = sum(long_errors) / len(long_errors) if long_errors else 0.0
+    return Coherence(
+        sum(errors) / len(errors), sum(shares) / len(shares), len(errors), long_term, len(long_errors)
+    )

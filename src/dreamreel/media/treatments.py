@@ -44,16 +44,7 @@ def warp(
     if zoom <= 0 or not math.isfinite(zoom):
         raise DreamreelError(f"zoom must be a finite number > 0, got {zoom}")
     b, _, h, w = images.shape
-    device = images.device
-    # For every output pixel, where to read in the input: p_in = R(-angle) (p_out - t) / zoom, in
-    # pixel units about the centre (y down). Working in pixels keeps rotations round on non-square frames.
-    rad = math.radians(angle)
-    cos, sin = math.cos(rad) / zoom, math.sin(rad) / zoom
-    ys = torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2 - ty
-    xs = torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2 - tx
-    y, x = torch.meshgrid(ys, xs, indexing="ij")
-    x_in = cos * x - sin * y + (w - 1) / 2
-    y_in = sin * x + cos * y + (h - 1) / 2
+    x_in, y_in = motion_coordinates(h, w, zoom=zoom, angle=angle, tx=tx, ty=ty, device=images.device)
     source = images.float()
     if border == "wrap":
         # Read coordinates modulo the size; one extra wrapped row/column lets bilinear sampling
@@ -69,6 +60,22 @@ def warp(
     grid = grid.unsqueeze(0).expand(b, h, w, 2)
     out = F.grid_sample(source, grid, mode="bilinear", padding_mode=padding, align_corners=True)
     return out.clamp(0, 1).to(images.dtype)
+
+
+def motion_coordinates(
+    height: int, width: int, *, zoom: float, angle: float, tx: float, ty: float, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where ``warp`` reads the input for every output pixel, [H, W] x and y in input pixels:
+    ``p_in = R(-angle) (p_out - t) / zoom`` about the centre (y down). Working in pixels keeps
+    rotations round on non-square frames; media.noise carries a zoom film's noise along the same map."""
+    import torch
+
+    rad = math.radians(angle)
+    cos, sin = math.cos(rad) / zoom, math.sin(rad) / zoom
+    ys = torch.arange(height, device=device, dtype=torch.float32) - (height - 1) / 2 - ty
+    xs = torch.arange(width, device=device, dtype=torch.float32) - (width - 1) / 2 - tx
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    return cos * x - sin * y + (width - 1) / 2, sin * x + cos * y + (height - 1) / 2
 
 
 def inverse_motion(zoom: float, angle: float, tx: float, ty: float) -> dict[str, float]:
