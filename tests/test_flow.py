@@ -86,3 +86,18 @@ def test_interpolation_halfway_is_the_halfway_view():
     blended = 0.5 * (a + b)
     inner = slice(8, -8)
     assert np.abs(halfway - middle)[inner, inner].mean() < 0.3 * np.abs(blended - middle)[inner, inner].mean()
+
+
+def test_long_term_error_tells_texture_that_follows_the_picture_from_texture_stuck_to_the_screen():
+    """A slow pan (3 px a frame) with fine grain: grain fixed to the screen barely changes between
+    consecutive frames but is somewhere else on the picture after a few; grain on the picture stays."""
+    big = texture(4)
+    grain_big = np.random.default_rng(1).normal(0, 0.05, big.shape).astype(np.float32)
+    grain_fixed = view(grain_big, 0)
+    sources = [view(big, 3 * k) for k in range(8)]
+    stuck = [np.clip(s + grain_fixed, 0, 1) for s in sources]
+    following = [np.clip(view(big, 3 * k) + view(grain_big, 3 * k), 0, 1) for k in range(8)]
+    on_screen, on_picture = F.coherence(stuck, sources), F.coherence(following, sources)
+    assert on_screen.long_term_pairs == on_picture.long_term_pairs == 6  # frames 2..7 against frame 0
+    assert on_picture.long_term < 0.2 * on_screen.long_term
+    assert F.coherence(sources, sources).long_term < 1e-3  # the source against its own motion

@@ -189,7 +189,9 @@ class Coherence:
       slowly changes little from one frame to the next and scores well.
     - ``long_term``: every frame against the first frame of its window of ``LONG_TERM_SPAN`` frames
       (Lai et al.'s long-term form, in windows so a long film stays measurable), over
-      ``long_term_pairs`` pairs. Only a texture that moves with the picture scores well here.
+      ``long_term_pairs`` pairs. The motion from the window's first frame is the consecutive flows
+      chained (each accurate to a fraction of a pixel; one flow across many frames' motion is not),
+      visible where every link was. Only a texture that moves with the picture scores well here.
     """
 
     error: float
@@ -197,6 +199,38 @@ class Coherence:
     pairs: int
     long_term: float = 0.0
     long_term_pairs: int = 0
+
+
+@dataclass
+class _Chain:
+    """Where each pixel of the latest frame was in the window's first frame, and whether it was seen
+    all the way: consecutive FramePairs composed."""
+
+    first: np.ndarray  # the window's first output
+    at: np.ndarray  # [H, W, 2] absolute coordinates in the first frame
+    seen: np.ndarray  # [H, W] 1 where visible in every frame since
+
+    @classmethod
+    def start(cls, output: np.ndarray) -> _Chain:
+        import numpy as np
+
+        h, w = output.shape[:2]
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        return cls(output, np.stack([xs, ys], -1), np.ones((h, w), np.float32))
+
+    def extend(self, pair: FramePair) -> None:
+        import numpy as np
+
+        self.at = warp(self.at, pair.to_earlier)  # the previous frame's coordinates, read where each pixel was
+        self.seen = pair.seen_before * (warp(self.seen, pair.to_earlier) > 0.999).astype(np.float32)
+
+    def error(self, output: np.ndarray) -> float | None:
+        cv2 = _cv2()
+        mask = self.seen
+        if mask.sum() == 0:
+            return None
+        moved = cv2.remap(self.first, self.at[..., 0], self.at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return float((((output - moved) ** 2).mean(-1) * mask).sum() / mask.sum())
 
 
 def coherence(
@@ -210,22 +244,24 @@ def coherence(
     themselves when there is no source (a zoom film: is each frame the last one moved?)."""
     errors, shares, long_errors = [], [], []
     previous: tuple[np.ndarray, np.ndarray] | None = None
-    window: tuple[np.ndarray, np.ndarray] | None = None  # the first (output, guide) of the window
+    chain: _Chain | None = None
     motion = iter(sources) if sources is not None else None
     for index, output in enumerate(outputs):
         guide = next(motion) if motion is not None else output
         if previous is not None:
-            error, share = warping_error(previous[0], output, FramePair.of(previous[1], guide, method))
+            pair = FramePair.of(previous[1], guide, method)
+            error, share = warping_error(previous[0], output, pair)
             errors.append(error)
             shares.append(share)
+            if chain is not None:
+                chain.extend(pair)
+                long_error = chain.error(output) if index % span > 1 else None  # at 1: the consecutive pair
+                if long_error is not None:
+                    long_errors.append(long_error)
         if index % span == 0:
-            window = (output, guide)
-        elif window is not None and index % span > 1:  # at 1 it is the consecutive pair again
-            long_errors.append(warping_error(window[0], output, FramePair.of(window[1], guide, method))[0])
+            chain = _Chain.start(output)
         previous = (output, guide)
     if not errors:
         return Coherence(0.0, 0.0, 0)
     long_term = sum(long_errors) / len(long_errors) if long_errors else 0.0
-    return Coherence(
-        sum(errors) / len(errors), sum(shares) / len(shares), len(errors), long_term, len(long_errors)
-    )
+    return Coherence(sum(errors) / len(errors), sum(shares) / len(shares), len(errors), long_term, len(long_errors))
