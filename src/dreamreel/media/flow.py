@@ -109,11 +109,12 @@ class FramePair:
     to_earlier: np.ndarray  # flow(b, a): where each pixel of b was in a (warps a into b's geometry)
     to_later: np.ndarray  # flow(a, b): where each pixel of a went in b (warps b into a's geometry)
     seen_before: np.ndarray  # [H, W] 1 where a pixel of b was visible in a
+    seen_after: np.ndarray  # [H, W] 1 where a pixel of a is still visible in b
 
     @classmethod
     def of(cls, a: np.ndarray, b: np.ndarray, method: str = "dis") -> FramePair:
         to_earlier, to_later = flow(b, a, method), flow(a, b, method)
-        return cls(to_earlier, to_later, visible(to_earlier, to_later))
+        return cls(to_earlier, to_later, visible(to_earlier, to_later), visible(to_later, to_earlier))
 
 
 # -- the same on the [1, 3, H, W] tensors the jobs hold ------------------------------------------
@@ -149,13 +150,75 @@ def warping_error(a: np.ndarray, b: np.ndarray, pair: FramePair) -> tuple[float,
     return float((difference * mask).sum() / mask.sum()), share
 
 
+def _project(motion: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the pixels of a picture land once moved by ``motion`` (part of their flow), splatted
+    bilinearly: the coverage of each place ([H, W], saturating at 1 from half a pixel's share) and,
+    where pixels ``seen`` in the other frame landed (the ones in front), the mean field that reads
+    them back at their source ([H, W, 2], NaN elsewhere).
+
+    Forward splatting is hand-written (numpy's bincount): OpenCV's remap only warps backward, and
+    the splatting libraries (softmax splatting) need CUDA."""
+    import numpy as np
+
+    h, w = motion.shape[:2]
+    x, y = _coordinates(motion)
+    left, top = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = x - left, y - top
+    sums = np.zeros((4, h * w))  # all pixels' weight; the seen ones' weight, x back, y back
+    corners = ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy))
+    for dx, dy, share in corners:
+        column, row = left + dx, top + dy
+        inside = (column >= 0) & (column < w) & (row >= 0) & (row < h)
+        index, share = (row * w + column)[inside], share[inside]
+        front = share * seen[inside]
+        away = motion[inside]
+        for k, weights in enumerate((share, front, -front * away[:, 0], -front * away[:, 1])):
+            sums[k] += np.bincount(index, weights, minlength=h * w)
+    coverage = np.minimum(2 * sums[0], 1).reshape(h, w).astype(np.float32)
+    landed = np.where(sums[1] > 1e-3, sums[1], np.nan)
+    back = np.stack([sums[2] / landed, sums[3] / landed], -1).reshape(h, w, 2).astype(np.float32)
+    return coverage, back
+
+
+def _read_along(moved_back: np.ndarray, approximate: np.ndarray) -> np.ndarray:
+    """``approximate`` (the flow at x standing for the pixel that lands there) unless the pixels
+    that do land there moved otherwise by over half a pixel (at an occlusion edge)."""
+    import numpy as np
+
+    apart = ((moved_back - approximate) ** 2).sum(-1) > 0.25  # False where NaN: nothing seen landed
+    return np.where(apart[..., None], moved_back, approximate)
+
+
 def interpolate(a: np.ndarray, b: np.ndarray, weight: float, pair: FramePair) -> np.ndarray:
-    """A picture ``weight`` of the way from ``a`` to ``b``: both moved part of the way along the flow
-    and cross-faded (each read at the position its flow says the pixel had, the flow at x standing
-    for the flow at the moving pixel: good for smooth motion, and what frame blending degrades to)."""
-    from_a = warp(a, -weight * pair.to_later)
-    from_b = warp(b, -(1 - weight) * pair.to_earlier)
-    return (1 - weight) * from_a + weight * from_b
+    """A picture ``weight`` (w) of the way from ``a`` to ``b``: both moved part of the way along the
+    flow and blended by how near each is and whether the in-between pixel is seen from it::
+
+        Ca = min(1, 2 x the bilinear shares of a's pixels that land at x once moved by w * to_later),
+        Cb likewise for b's pixels moved by (1 - w) * to_earlier
+        ta = -w * to_later(x), or where the pixels of a seen in b (seen_after) that land at x moved
+             otherwise by over half a pixel, their mean field back; tb = -(1 - w) * to_earlier(x)
+             or likewise for b's pixels seen in a (seen_before)
+        A = warp(a, ta)      B = warp(b, tb)
+        out = ((1 - w) Ca A + w Cb B) / ((1 - w) Ca + w Cb),  or (1 - w) A + w B where Ca = Cb = 0
+
+    So an in-between pixel that no pixel of a reaches (uncovered between a and b) comes from b
+    alone, one that b's pixels do not reach (being covered) from a alone, and where a moving thing
+    lands it is read along its own motion rather than along the background's. Without occlusions
+    (a pan, away from the picture's edges) this is the plain cross-fade (1 - w) A + w B with the flow
+    at x standing for the moving pixel's, which ghosts at occlusions and is what frame blending
+    degrades to. How much nearer to the true in-between this comes depends on the flow at the
+    occlusion edges (benchmarks/RESULTS.md)."""
+    import numpy as np
+
+    covered_a, back_to_a = _project(weight * pair.to_later, pair.seen_after)
+    covered_b, back_to_b = _project((1 - weight) * pair.to_earlier, pair.seen_before)
+    from_a = warp(a, _read_along(back_to_a, -weight * pair.to_later))
+    from_b = warp(b, _read_along(back_to_b, -(1 - weight) * pair.to_earlier))
+    seen_a, seen_b = (1 - weight) * covered_a, weight * covered_b
+    total = seen_a + seen_b
+    seen = total > 1e-6
+    share_a = np.where(seen, seen_a / np.where(seen, total, 1), 1 - weight)[..., None]
+    return (share_a * from_a + (1 - share_a) * from_b).astype(np.float32)
 
 
 def to_array_of(picture: Image.Image) -> np.ndarray:
