@@ -136,6 +136,28 @@ def test_progress_bars_and_quiet(tmp_path, capsys):
     assert "step" not in err and out == ""
 
 
+def test_the_command_on_a_model_folder_is_quiet_and_ends_with_its_work_done(tmp_path, tiny_model):
+    """As a process (the console entry, which skips Python's teardown after a render): the status,
+    the pictures and their settings are all there, and --quiet means no loading bars of diffusers'."""
+    import subprocess
+    import sys
+
+    from diffusers import StableDiffusionPipeline
+
+    folder = tmp_path / "model"
+    StableDiffusionPipeline(**tiny_model.components, requires_safety_checker=False).save_pretrained(folder)
+    args = ["txt2img", "a cat", "--model", str(folder), "--steps", "2", "--seeds", "1-2", "--width", "64",
+            "--height", "64", "--quiet", "--out", str(tmp_path / "out")]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "dreamreel", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    made = sorted((tmp_path / "out").glob("*.png"))
+    assert len(made) == 2 and all("Seed: " in Image.open(path).text["parameters"] for path in made)
+    failed = subprocess.run([sys.executable, "-m", "dreamreel", *args[:-2], "--width", "63"], capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -1,5 +1,5 @@
 """``python -m dreamreel``: the same as the ``dreamreel`` command."""
 
-from dreamreel.cli.app import main
+from dreamreel.cli.app import run
 
-main()
+run()

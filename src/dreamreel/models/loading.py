@@ -539,12 +539,22 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pickle: bool) -> dict[str, Any]:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    # their "Loading pipeline components" / "Loading weights" bars: a second of local reading, shown
+    # even under --quiet; dreamreel reports its own progress
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     try:
         pipe = pipeline_cls.from_pretrained(
             str(folder), use_safetensors=not allow_unsafe_pickle, local_files_only=True, **_NO_SAFETY
         )
     except (OSError, ValueError) as exc:
         raise DreamreelError(f"could not load model {spec!r}: {_first_line(exc)}") from exc
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
     return _components(pipe)
 
 
