@@ -445,9 +445,13 @@ def place_model(
     if keep_vae_fp32 is None:
         keep_vae_fp32 = _upcasts(components, dtype)
     for key in MODEL_PARTS:
-        if components.get(key) is not None:
-            fp32 = key == "vae" and keep_vae_fp32
-            components[key].to(device=device, dtype=torch.float32 if fp32 else dtype)
+        network = components.get(key)
+        if network is not None:
+            target = torch.float32 if key == "vae" and keep_vae_fp32 else dtype
+            # a dtype argument makes diffusers warn about fp32-kept modules even when there are none
+            # and nothing changes: name it only when it changes
+            same = all(p.dtype == target for p in network.parameters())
+            network.to(device=device) if same else network.to(device=device, dtype=target)
     nhwc = {
         "unet": device.type == "cuda" if channels_last is None else channels_last,
         "vae": device.type in ("cpu", "cuda") if channels_last is None else channels_last,
