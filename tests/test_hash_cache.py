@@ -103,3 +103,20 @@ def test_a_checkpoint_models_hash_is_read_from_the_cache_on_the_next_run(tmp_pat
                         dtype=tiny_model.dtype, source_file=checkpoint) for _ in range(2)]  # fmt: skip
     assert runs[0].model_hash == runs[1].model_hash == hash_cache.sha256_file(checkpoint)[:10]
     assert len(counted) == 2  # the first run, and the check above; not the second run
+
+
+def test_loading_a_folder_leaves_the_callers_progress_bar_setting_as_it_was(tmp_path, tiny_model):
+    """dreamreel hides diffusers'/transformers' loading bars while it loads, and puts back what it found."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    folder = tmp_path / "model"
+    StableDiffusionPipeline(**tiny_model.components, requires_safety_checker=False).save_pretrained(folder)
+    diffusers_logging.disable_progress_bar()
+    try:
+        load_model(str(folder), device="cpu", dtype="fp32")
+        assert not diffusers_logging.is_progress_bar_enabled()
+        assert transformers_logging.is_progress_bar_enabled()
+    finally:
+        diffusers_logging.enable_progress_bar()

@@ -316,7 +316,7 @@ def coherence(
             error, share = warping_error(previous[0], output, pair)
             errors.append(error)
             shares.append(share)
-            if chain is not None:
+            if chain is not None and index % span:  # a window's first frame starts a new chain instead
                 chain.extend(pair)
                 long_error = chain.error(output) if index % span > 1 else None  # at 1: the consecutive pair
                 if long_error is not None:

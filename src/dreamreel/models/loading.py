@@ -450,8 +450,10 @@ def place_model(
             target = torch.float32 if key == "vae" and keep_vae_fp32 else dtype
             # a dtype argument makes diffusers warn about fp32-kept modules even when there are none
             # and nothing changes: name it only when it changes
-            same = all(p.dtype == target for p in network.parameters())
-            network.to(device=device) if same else network.to(device=device, dtype=target)
+            if all(p.dtype == target for p in network.parameters()):
+                network.to(device=device)
+            else:
+                network.to(device=device, dtype=target)
     nhwc = {
         "unet": device.type == "cuda" if channels_last is None else channels_last,
         "vae": device.type in ("cpu", "cuda") if channels_last is None else channels_last,
@@ -547,9 +549,10 @@ def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pi
     from transformers.utils import logging as transformers_logging
 
     # their "Loading pipeline components" / "Loading weights" bars: a second of local reading, shown
-    # even under --quiet; dreamreel reports its own progress
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
+    # even under --quiet; dreamreel reports its own progress. A caller's own setting is put back.
+    libraries = [lib for lib in (diffusers_logging, transformers_logging) if lib.is_progress_bar_enabled()]
+    for lib in libraries:
+        lib.disable_progress_bar()
     try:
         pipe = pipeline_cls.from_pretrained(
             str(folder), use_safetensors=not allow_unsafe_pickle, local_files_only=True, **_NO_SAFETY
@@ -557,8 +560,8 @@ def _from_pretrained(pipeline_cls: Any, folder: Path, spec: str, allow_unsafe_pi
     except (OSError, ValueError) as exc:
         raise DreamreelError(f"could not load model {spec!r}: {_first_line(exc)}") from exc
     finally:
-        diffusers_logging.enable_progress_bar()
-        transformers_logging.enable_progress_bar()
+        for lib in libraries:
+            lib.enable_progress_bar()
     return _components(pipe)
 
 
